@@ -1,0 +1,10 @@
+//! keyward's rules, free of HTTP and SQL: usernames, passwords, tokens and
+//! the set of revoked sessions.
+
+pub mod password;
+pub mod revocation;
+pub mod tokens;
+pub mod username;
+
+pub use password::Password;
+pub use username::Username;

@@ -1,0 +1,402 @@
+//! Access and refresh tokens: their claims, how they are signed, and how
+//! they are verified. Validation is explicit: the algorithm is pinned, `typ`,
+//! `iss` and `aud` are checked, and `exp`/`nbf` are compared with keyward's
+//! clock and configured leeway (not jsonwebtoken's 60 s default).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub const ACCESS_TYP: &str = "at+jwt";
+pub const REFRESH_TYP: &str = "refresh+jwt";
+
+/// The claims of an access token: everything a route needs, so verifying
+/// one needs no database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: Uuid,
+    pub sid: Uuid,
+    pub jti: Uuid,
+    pub iat: i64,
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    /// Not in the contract's list, but `/api/me` answers "from the token
+    /// alone" and must name the user.
+    pub username: String,
+    pub name: Option<String>,
+    pub admin: bool,
+}
+
+/// The claims of a refresh token: only what identifies the session; the
+/// user is read from the database at every refresh.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefreshClaims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: Uuid,
+    pub sid: Uuid,
+    pub jti: Uuid,
+    pub iat: i64,
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+}
+
+trait Timed {
+    fn exp(&self) -> i64;
+    fn nbf(&self) -> Option<i64>;
+}
+
+impl Timed for AccessClaims {
+    fn exp(&self) -> i64 {
+        self.exp
+    }
+    fn nbf(&self) -> Option<i64> {
+        self.nbf
+    }
+}
+
+impl Timed for RefreshClaims {
+    fn exp(&self) -> i64 {
+        self.exp
+    }
+    fn nbf(&self) -> Option<i64> {
+        self.nbf
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is not valid")]
+    Invalid,
+    #[error("the token has expired")]
+    Expired,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot sign a token: {0}")]
+pub struct SignError(#[from] jsonwebtoken::errors::Error);
+
+/// One key: the signing half (absent for keys that only verify) and the
+/// verifying half.
+pub struct Key {
+    pub kid: Option<String>,
+    pub encoding: Option<EncodingKey>,
+    pub decoding: DecodingKey,
+}
+
+/// The keys of one algorithm: the newest signs, all verify.
+pub struct KeySet {
+    algorithm: Algorithm,
+    signer: usize,
+    keys: Vec<Key>,
+    by_kid: HashMap<String, usize>,
+}
+
+impl KeySet {
+    /// `keys` oldest first: the last key with a signing half signs.
+    pub fn new(algorithm: Algorithm, keys: Vec<Key>) -> Option<Self> {
+        let signer = keys.iter().rposition(|k| k.encoding.is_some())?;
+        let by_kid = keys
+            .iter()
+            .enumerate()
+            .filter_map(|(i, k)| k.kid.clone().map(|kid| (kid, i)))
+            .collect();
+        Some(Self {
+            algorithm,
+            signer,
+            keys,
+            by_kid,
+        })
+    }
+
+    /// A single configured HS256 secret (no `kid`).
+    pub fn from_secret(secret: &[u8]) -> Self {
+        let key = Key {
+            kid: None,
+            encoding: Some(EncodingKey::from_secret(secret)),
+            decoding: DecodingKey::from_secret(secret),
+        };
+        Self {
+            algorithm: Algorithm::HS256,
+            signer: 0,
+            keys: vec![key],
+            by_kid: HashMap::new(),
+        }
+    }
+
+    /// The key a token names. A `kid` is only looked up among our own keys;
+    /// a token without one is only accepted by a key without one.
+    fn verifier(&self, kid: Option<&str>) -> Option<&DecodingKey> {
+        match kid {
+            Some(kid) => self.by_kid.get(kid).map(|&i| &self.keys[i].decoding),
+            None => self
+                .keys
+                .iter()
+                .find(|k| k.kid.is_none())
+                .map(|k| &k.decoding),
+        }
+    }
+}
+
+/// What tokens say about their issuer and lifetimes.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl_seconds: i64,
+    pub leeway_seconds: i64,
+}
+
+/// Signs and verifies keyward's tokens with the current key set, which a key
+/// rotation may replace while the server runs.
+pub struct Tokens {
+    settings: TokenSettings,
+    keys: RwLock<Arc<KeySet>>,
+}
+
+impl Tokens {
+    pub fn new(settings: TokenSettings, keys: KeySet) -> Self {
+        Self {
+            settings,
+            keys: RwLock::new(Arc::new(keys)),
+        }
+    }
+
+    pub fn settings(&self) -> &TokenSettings {
+        &self.settings
+    }
+
+    pub fn replace_keys(&self, keys: KeySet) {
+        let mut current = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        *current = Arc::new(keys);
+    }
+
+    fn current_keys(&self) -> Arc<KeySet> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn sign_access(&self, claims: &AccessClaims) -> Result<String, SignError> {
+        self.sign(ACCESS_TYP, claims)
+    }
+
+    pub fn sign_refresh(&self, claims: &RefreshClaims) -> Result<String, SignError> {
+        self.sign(REFRESH_TYP, claims)
+    }
+
+    fn sign<C: Serialize>(&self, typ: &str, claims: &C) -> Result<String, SignError> {
+        let keys = self.current_keys();
+        let key = &keys.keys[keys.signer];
+        let mut header = Header::new(keys.algorithm);
+        header.typ = Some(typ.to_string());
+        header.kid = key.kid.clone();
+        let encoding = key
+            .encoding
+            .as_ref()
+            .ok_or_else(|| SignError(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat.into()))?;
+        Ok(jsonwebtoken::encode(&header, claims, encoding)?)
+    }
+
+    pub fn verify_access(&self, token: &str, now: i64) -> Result<AccessClaims, TokenError> {
+        self.verify(token, ACCESS_TYP, now)
+    }
+
+    pub fn verify_refresh(&self, token: &str, now: i64) -> Result<RefreshClaims, TokenError> {
+        self.verify(token, REFRESH_TYP, now)
+    }
+
+    fn verify<C: DeserializeOwned + Timed>(
+        &self,
+        token: &str,
+        typ: &str,
+        now: i64,
+    ) -> Result<C, TokenError> {
+        // Bound the work a hostile token can cause before any parsing.
+        if token.is_empty() || token.len() > 4096 {
+            return Err(TokenError::Invalid);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+        if header.typ.as_deref() != Some(typ) {
+            return Err(TokenError::Invalid);
+        }
+        let keys = self.current_keys();
+        if header.alg != keys.algorithm {
+            return Err(TokenError::Invalid);
+        }
+        let key = keys
+            .verifier(header.kid.as_deref())
+            .ok_or(TokenError::Invalid)?;
+        let mut validation = Validation::new(keys.algorithm);
+        validation.leeway = 0;
+        // exp and nbf are checked below against keyward's clock.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.set_issuer(&[&self.settings.issuer]);
+        validation.set_audience(&[&self.settings.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let claims = jsonwebtoken::decode::<C>(token, key, &validation)
+            .map_err(|_| TokenError::Invalid)?
+            .claims;
+        let leeway = self.settings.leeway_seconds;
+        if claims.nbf().is_some_and(|nbf| nbf > now + leeway) {
+            return Err(TokenError::Invalid);
+        }
+        if claims.exp() + leeway < now {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn tokens() -> Tokens {
+        Tokens::new(
+            TokenSettings {
+                issuer: "keyward".into(),
+                audience: "keyward".into(),
+                access_ttl_seconds: 900,
+                leeway_seconds: 5,
+            },
+            KeySet::from_secret(SECRET),
+        )
+    }
+
+    fn access(now: i64) -> AccessClaims {
+        AccessClaims {
+            iss: "keyward".into(),
+            aud: "keyward".into(),
+            sub: Uuid::new_v4(),
+            sid: Uuid::new_v4(),
+            jti: Uuid::new_v4(),
+            iat: now,
+            exp: now + 900,
+            nbf: None,
+            username: "jon".into(),
+            name: Some("Jon".into()),
+            admin: false,
+        }
+    }
+
+    fn refresh(now: i64) -> RefreshClaims {
+        RefreshClaims {
+            iss: "keyward".into(),
+            aud: "keyward".into(),
+            sub: Uuid::new_v4(),
+            sid: Uuid::new_v4(),
+            jti: Uuid::new_v4(),
+            iat: now,
+            exp: now + 60,
+            nbf: None,
+        }
+    }
+
+    #[test]
+    fn a_signed_access_token_verifies() {
+        let t = tokens();
+        let claims = access(1_000_000);
+        let token = t.sign_access(&claims).unwrap();
+        assert_eq!(t.verify_access(&token, 1_000_000).unwrap(), claims);
+    }
+
+    #[test]
+    fn signing_is_deterministic() {
+        let t = tokens();
+        let claims = refresh(1_000_000);
+        assert_eq!(
+            t.sign_refresh(&claims).unwrap(),
+            t.sign_refresh(&claims).unwrap()
+        );
+    }
+
+    #[test]
+    fn refresh_and_access_tokens_are_not_interchangeable() {
+        let t = tokens();
+        let at = t.sign_access(&access(1_000_000)).unwrap();
+        let rt = t.sign_refresh(&refresh(1_000_000)).unwrap();
+        assert_eq!(t.verify_refresh(&at, 1_000_000), Err(TokenError::Invalid));
+        assert_eq!(t.verify_access(&rt, 1_000_000), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn expiry_honours_the_configured_leeway() {
+        let t = tokens();
+        let claims = access(1_000_000);
+        let token = t.sign_access(&claims).unwrap();
+        assert!(t.verify_access(&token, claims.exp + 5).is_ok());
+        assert_eq!(
+            t.verify_access(&token, claims.exp + 6),
+            Err(TokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn a_future_nbf_is_refused() {
+        let t = tokens();
+        let mut claims = access(1_000_000);
+        claims.nbf = Some(1_000_100);
+        let token = t.sign_access(&claims).unwrap();
+        assert_eq!(t.verify_access(&token, 1_000_000), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn foreign_issuer_audience_and_key_are_refused() {
+        let t = tokens();
+        let now = 1_000_000;
+        for mutate in [
+            |c: &mut AccessClaims| c.iss = "else".into(),
+            |c: &mut AccessClaims| c.aud = "else".into(),
+        ] {
+            let mut claims = access(now);
+            mutate(&mut claims);
+            let token = t.sign_access(&claims).unwrap();
+            assert_eq!(t.verify_access(&token, now), Err(TokenError::Invalid));
+        }
+        let other = Tokens::new(t.settings().clone(), KeySet::from_secret(&[7u8; 32]));
+        let token = other.sign_access(&access(now)).unwrap();
+        assert_eq!(t.verify_access(&token, now), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn an_unknown_kid_is_refused() {
+        let t = tokens();
+        let now = 1_000_000;
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = Some(ACCESS_TYP.into());
+        header.kid = Some("not-ours".into());
+        let token =
+            jsonwebtoken::encode(&header, &access(now), &EncodingKey::from_secret(SECRET)).unwrap();
+        assert_eq!(t.verify_access(&token, now), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn garbage_of_any_shape_is_invalid() {
+        let t = tokens();
+        let big = "a".repeat(10_000);
+        for token in [
+            "",
+            "...",
+            "a.b.c",
+            "not.a.jwt",
+            big.as_str(),
+            "eyJhbGciOiJub25lIn0.e30.",
+        ] {
+            assert_eq!(
+                t.verify_access(token, 0),
+                Err(TokenError::Invalid),
+                "{token:.20}"
+            );
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! `ApiError`: the one place a failure becomes an HTTP status and the JSON
+//! body `{"error": code, "message": sentence}`. Bodies never carry causes;
+//! the log gets them.
+
+use std::borrow::Cow;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+/// The stable error codes of the contract (API.md section 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidCredentials,
+    InvalidToken,
+    TokenExpired,
+    TokenReused,
+    SessionRevoked,
+    UserBanned,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    RateLimited,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::InvalidToken => "invalid_token",
+            Self::TokenExpired => "token_expired",
+            Self::TokenReused => "token_reused",
+            Self::SessionRevoked => "session_revoked",
+            Self::UserBanned => "user_banned",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Conflict => "conflict",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::RateLimited => "rate_limited",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::InvalidRequest => StatusCode::BAD_REQUEST,
+            Self::InvalidCredentials
+            | Self::InvalidToken
+            | Self::TokenExpired
+            | Self::TokenReused
+            | Self::SessionRevoked => StatusCode::UNAUTHORIZED,
+            Self::UserBanned | Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// How a `401` on a Bearer-protected route challenges the client (RFC 6750).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Challenge {
+    None,
+    /// No token was presented.
+    Bearer,
+    /// A token was presented and refused.
+    BearerInvalidToken,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: Cow<'static, str>,
+    pub challenge: Challenge,
+    pub retry_after: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            challenge: Challenge::None,
+            retry_after: None,
+        }
+    }
+
+    pub fn invalid_request(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, message)
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(ErrorCode::NotFound, "There is nothing here.")
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            ErrorCode::MethodNotAllowed,
+            "This route does not accept that method.",
+        )
+    }
+
+    pub fn unavailable() -> Self {
+        Self::new(
+            ErrorCode::Unavailable,
+            "The database cannot be reached right now; try again shortly.",
+        )
+        .with_retry_after(2)
+    }
+
+    /// Logs the cause and answers `500 internal` without it.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        log::error!("internal error: {cause}");
+        Self::new(ErrorCode::Internal, "Something went wrong on our side.")
+    }
+
+    pub fn with_challenge(mut self, challenge: Challenge) -> Self {
+        self.challenge = challenge;
+        self
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        match self.challenge {
+            Challenge::None => {}
+            Challenge::Bearer => {
+                response.insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="keyward""#));
+            }
+            Challenge::BearerInvalidToken => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    r#"Bearer realm="keyward", error="invalid_token""#,
+                ));
+            }
+        }
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(seconds)));
+        }
+        response.json(ErrorBody {
+            error: self.code.as_str(),
+            message: &self.message,
+        })
+    }
+}
+
+impl From<crate::db::StoreError> for ApiError {
+    fn from(e: crate::db::StoreError) -> Self {
+        match e {
+            crate::db::StoreError::Unavailable(cause) => {
+                log::warn!("database unavailable: {cause}");
+                Self::unavailable()
+            }
+            crate::db::StoreError::Query(cause) => Self::internal(cause),
+        }
+    }
+}
+
+impl From<crate::services::Unexpected> for ApiError {
+    fn from(e: crate::services::Unexpected) -> Self {
+        match e {
+            crate::services::Unexpected::Store(store) => store.into(),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<crate::services::accounts::RegisterError> for ApiError {
+    fn from(e: crate::services::accounts::RegisterError) -> Self {
+        use crate::services::accounts::RegisterError;
+        match e {
+            RegisterError::Taken => Self::new(ErrorCode::Conflict, "That username is taken."),
+            RegisterError::Unexpected(u) => u.into(),
+        }
+    }
+}
+
+impl From<crate::services::accounts::LoginError> for ApiError {
+    fn from(e: crate::services::accounts::LoginError) -> Self {
+        use crate::services::accounts::LoginError;
+        match e {
+            LoginError::InvalidCredentials => Self::new(
+                ErrorCode::InvalidCredentials,
+                "The username or password is wrong.",
+            ),
+            LoginError::Banned => Self::new(ErrorCode::UserBanned, "This account is banned."),
+            LoginError::LockedOut { retry_after } => Self::new(
+                ErrorCode::RateLimited,
+                "Too many failed sign-ins for this username; try again later.",
+            )
+            .with_retry_after(retry_after.max(1) as u64),
+            LoginError::Unexpected(u) => u.into(),
+        }
+    }
+}
+
+impl From<crate::services::refresh::RefreshError> for ApiError {
+    fn from(e: crate::services::refresh::RefreshError) -> Self {
+        use crate::services::refresh::RefreshError;
+        match e {
+            RefreshError::Token(t) => crate::http::auth::token_error(t),
+            RefreshError::Revoked => Self::new(
+                ErrorCode::SessionRevoked,
+                "This session has ended or was revoked; sign in again.",
+            ),
+            RefreshError::Reused => Self::new(
+                ErrorCode::TokenReused,
+                "This refresh token was already used; the session is now revoked.",
+            ),
+            RefreshError::Banned => Self::new(ErrorCode::UserBanned, "This account is banned."),
+            RefreshError::Unexpected(u) => u.into(),
+        }
+    }
+}

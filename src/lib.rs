@@ -1,0 +1,21 @@
+//! keyward: a small, fast authentication server. Users sign in for a pair of
+//! JWTs: a short-lived access token verified without the database, and a
+//! refresh token whose `jti` rotates in a PostgreSQL `sessions` row.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::dbg_macro,
+    clippy::todo
+)]
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod listener;
+pub mod services;
+pub mod startup;

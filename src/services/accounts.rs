@@ -1,0 +1,197 @@
+//! Registering users and signing them in.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::{issue_pair, whole_seconds, RefreshState, TokenPair, Unexpected, UserSummary};
+use crate::config::Settings;
+use crate::db::events::{self, EventKind, NewEvent};
+use crate::db::users::{self, NewUser, UserRow};
+use crate::db::{sessions, throttle, DbPool};
+use crate::domain::password;
+use crate::domain::tokens::Tokens;
+use crate::domain::{Password, Username};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error("username taken")]
+    Taken,
+    #[error(transparent)]
+    Unexpected(#[from] Unexpected),
+}
+
+/// Creates a user. The hash is computed before any connection is taken.
+pub fn register(
+    pool: &DbPool,
+    username: &Username,
+    password: &Password,
+    name: Option<&str>,
+    admin: bool,
+    bcrypt_cost: u32,
+    now: DateTime<Utc>,
+) -> Result<UserRow, RegisterError> {
+    let hash = password.hash(bcrypt_cost).map_err(Unexpected::from)?;
+    let mut conn = pool.get().map_err(Unexpected::from)?;
+    users::insert(
+        &mut conn,
+        &NewUser {
+            id: Uuid::new_v4(),
+            username: username.as_str(),
+            name,
+            password_hash: &hash,
+            admin,
+            created_at: now,
+        },
+    )
+    .map_err(Unexpected::from)?
+    .ok_or(RegisterError::Taken)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("user banned")]
+    Banned,
+    #[error("too many failed logins")]
+    LockedOut { retry_after: i64 },
+    #[error(transparent)]
+    Unexpected(#[from] Unexpected),
+}
+
+impl From<diesel::result::Error> for LoginError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Unexpected(e.into())
+    }
+}
+
+/// Who is signing in, from where.
+pub struct LoginAttempt<'a> {
+    pub username: &'a str,
+    pub password: &'a str,
+    pub user_agent: Option<&'a str>,
+    pub ip: Option<&'a str>,
+}
+
+/// Verifies the credentials and opens a session. The connection is let go
+/// during the bcrypt verification, which runs even for an unknown username
+/// (against `dummy_hash`) so that timing does not tell whether it exists.
+pub fn login(
+    pool: &DbPool,
+    tokens: &Tokens,
+    settings: &Settings,
+    dummy_hash: &str,
+    attempt: &LoginAttempt<'_>,
+    now: DateTime<Utc>,
+) -> Result<TokenPair, LoginError> {
+    let throttle_key = attempt.username.to_lowercase();
+    let lockout = settings.rate_limit.enabled;
+    let user = {
+        let mut conn = pool.get().map_err(Unexpected::from)?;
+        if lockout {
+            if let Some(until) = throttle::locked_until(&mut conn, &throttle_key, now)? {
+                let retry_after = (until - now).num_seconds() + 1;
+                return Err(LoginError::LockedOut { retry_after });
+            }
+        }
+        users::find_by_username(&mut conn, attempt.username)?
+    };
+
+    let hash = user
+        .as_ref()
+        .map_or(dummy_hash, |u| u.password_hash.as_str());
+    let matches = password::verify(attempt.password, hash);
+
+    let mut conn = pool.get().map_err(Unexpected::from)?;
+    let user = match user {
+        Some(user) if matches => user,
+        user => {
+            conn.transaction(|conn| {
+                if lockout {
+                    throttle::record_failure(
+                        conn,
+                        &throttle_key,
+                        now,
+                        settings.rate_limit.lockout_threshold,
+                        TimeDelta::seconds(settings.rate_limit.lockout_seconds),
+                    )?;
+                }
+                let mut event = NewEvent::new(EventKind::LoginFailed, now).ip(attempt.ip);
+                if let Some(user) = &user {
+                    event = event.user(user.id);
+                }
+                events::record(conn, event)
+            })?;
+            return Err(LoginError::InvalidCredentials);
+        }
+    };
+    if user.is_banned(now) {
+        events::record(
+            &mut conn,
+            NewEvent::new(EventKind::LoginFailed, now)
+                .user(user.id)
+                .ip(attempt.ip)
+                .detail(serde_json::json!({"reason": "banned"})),
+        )?;
+        return Err(LoginError::Banned);
+    }
+
+    let now_s = whole_seconds(now);
+    let refresh = RefreshState {
+        session_id: Uuid::new_v4(),
+        jti: Uuid::new_v4(),
+        issued_at: now_s,
+        expires_at: now_s
+            + TimeDelta::seconds(
+                settings
+                    .auth
+                    .refresh_ttl_seconds
+                    .min(settings.auth.session_max_seconds),
+            ),
+    };
+    conn.transaction(|conn| {
+        sessions::insert(
+            conn,
+            &sessions::NewSession {
+                id: refresh.session_id,
+                user_id: user.id,
+                current_jti: refresh.jti,
+                rotated_at: now_s,
+                created_at: now_s,
+                last_used_at: now_s,
+                expires_at: refresh.expires_at,
+                user_agent: attempt.user_agent,
+                ip: attempt.ip,
+            },
+        )?;
+        users::record_login(conn, user.id, now)?;
+        if lockout {
+            throttle::reset(conn, &throttle_key)?;
+        }
+        events::record(
+            conn,
+            NewEvent::new(EventKind::LoginSucceeded, now)
+                .user(user.id)
+                .session(refresh.session_id)
+                .ip(attempt.ip),
+        )
+    })?;
+    let summary = UserSummary {
+        id: user.id,
+        username: user.username,
+        name: user.name,
+        admin: user.admin,
+    };
+    Ok(issue_pair(tokens, summary, refresh, now).map_err(Unexpected::from)?)
+}
+
+/// A bcrypt hash of a random password at `cost`, verified against when the
+/// username is unknown so that such a login costs as much as a real one.
+pub fn dummy_hash(cost: u32) -> Result<String, bcrypt::BcryptError> {
+    let random = Uuid::new_v4().to_string();
+    match Password::parse(&random, "password") {
+        Ok(p) => p.hash(cost),
+        Err(_) => bcrypt::hash(random, cost),
+    }
+}

@@ -1,0 +1,389 @@
+//! Test scaffolding: a fresh database per test, cloned from a migrated
+//! template built once, and the app started in-process on port 0.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+use std::sync::OnceLock;
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+use keyward::clock::Clock;
+use keyward::config::{Secret, Settings};
+use keyward::startup::Application;
+use serde_json::{json, Value};
+
+/// The server every test database lives on.
+pub fn pg_base() -> String {
+    std::env::var("KEYWARD_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string())
+}
+
+/// Serialises template creation and cloning across test processes.
+const TEMPLATE_LOCK: i64 = 0x6b77_7465_7374;
+
+fn maintenance() -> PgConnection {
+    PgConnection::establish(&format!("{}/postgres", pg_base()))
+        .expect("PostgreSQL must be running on 127.0.0.1:5432 (see README)")
+}
+
+/// The template's name changes whenever a migration does.
+fn template_name() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| {
+        let mut hasher = DefaultHasher::new();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut files: Vec<_> = walk(&dir);
+        files.sort();
+        for file in files {
+            file.hash(&mut hasher);
+            std::fs::read(&file).unwrap().hash(&mut hasher);
+        }
+        format!("keyward_tpl_{:016x}", hasher.finish())
+    })
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn database_exists(conn: &mut PgConnection, name: &str) -> bool {
+    #[derive(diesel::QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        found: bool,
+    }
+    use diesel::RunQueryDsl;
+    diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS found")
+        .bind::<diesel::sql_types::Text, _>(name)
+        .get_result::<Found>(conn)
+        .unwrap()
+        .found
+}
+
+/// A database of its own for one test, dropped (with any connections left)
+/// when the test ends.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub fn new() -> Self {
+        let template = template_name();
+        let name = format!("keyward_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = maintenance();
+        conn.batch_execute(&format!("SELECT pg_advisory_lock({TEMPLATE_LOCK})"))
+            .unwrap();
+        if !database_exists(&mut conn, template) {
+            conn.batch_execute(&format!("CREATE DATABASE {template}"))
+                .unwrap();
+            keyward::db::prepare_database(&format!("{}/{template}", pg_base())).unwrap();
+        }
+        let cloned = conn.batch_execute(&format!(
+            "CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY"
+        ));
+        conn.batch_execute(&format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK})"))
+            .unwrap();
+        cloned.unwrap();
+        let url = format!("{}/{name}", pg_base());
+        Self { name, url }
+    }
+
+    pub fn connect(&self) -> PgConnection {
+        PgConnection::establish(&self.url).unwrap()
+    }
+
+    /// Runs SQL against this database (arrange steps the API cannot do).
+    pub fn exec(&self, sql: &str) {
+        self.connect().batch_execute(sql).unwrap();
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Ok(mut conn) = PgConnection::establish(&format!("{}/postgres", pg_base())) {
+            let _ = conn.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// Settings for a test app on `db`: port 0, cheap bcrypt, keys in the
+/// database.
+pub fn test_settings(db: &TestDb) -> Settings {
+    let mut s = Settings::defaults().unwrap();
+    s.database.url = Secret::new(db.url.clone());
+    s.database.pool_size = Some(4);
+    s.server.port = 0;
+    s.auth.bcrypt_cost = 4;
+    s.cookie.secure = false;
+    s
+}
+
+pub const TEST_SECRET: &str = "test-secret-of-at-least-thirty-two-bytes!!";
+
+/// One running app. Several may share a database (`spawn_on`).
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub clock: Clock,
+    pub client: reqwest::Client,
+    pub settings: Settings,
+    pub state: actix_web::web::Data<keyward::http::AppState>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Sends the stop command at once; the server winds down by itself.
+        drop(self.handle.stop(false));
+    }
+}
+
+/// A test database and one app on it.
+pub struct Harness {
+    pub app: TestApp,
+    // Declared last: dropped after the app has been told to stop.
+    pub db: TestDb,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
+}
+
+pub async fn spawn_app() -> Harness {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> Harness {
+    let db = TestDb::new();
+    let mut settings = test_settings(&db);
+    configure(&mut settings);
+    let app = spawn_on(settings, Clock::system()).await;
+    Harness { app, db }
+}
+
+/// Starts an app with these settings and clock.
+pub async fn spawn_on(settings: Settings, clock: Clock) -> TestApp {
+    let application = Application::build(settings.clone(), clock.clone()).expect("app builds");
+    let port = application.port();
+    let state = application.state();
+    let handle = application.handle();
+    actix_web::rt::spawn(application.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        clock,
+        client,
+        settings,
+        state,
+        handle,
+    }
+}
+
+/// A response read whole: status, headers, body as text and JSON.
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the contract's error shape and code, and returns the message.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) -> String {
+        assert_eq!(self.status, status, "body: {}", self.text);
+        assert_eq!(self.json["error"], code, "body: {}", self.text);
+        let message = self.json["message"].as_str().unwrap_or_default();
+        assert!(
+            !message.is_empty(),
+            "an error needs a message: {}",
+            self.text
+        );
+        assert!(
+            self.header("content-type")
+                .unwrap_or_default()
+                .contains("json"),
+            "errors are JSON"
+        );
+        message.to_string()
+    }
+}
+
+pub async fn read(response: reqwest::Response) -> Reply {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Reply {
+        status,
+        headers,
+        text,
+        json,
+    }
+}
+
+/// A user the tests registered: name and password.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub password: String,
+    pub name: Option<String>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut req = self.client.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        read(req.send().await.unwrap()).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value, token: Option<&str>) -> Reply {
+        let mut req = self.client.post(self.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        read(req.send().await.unwrap()).await
+    }
+
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Reply {
+        let body = serde_urlencoded::to_string(fields).unwrap();
+        let req = self
+            .client
+            .post(self.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        read(req.send().await.unwrap()).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut req = self.client.delete(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        read(req.send().await.unwrap()).await
+    }
+
+    /// Registers a fresh user (201 expected).
+    pub async fn register(&self) -> User {
+        let username = format!("u{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let password = format!("pw-{}", uuid::Uuid::new_v4().simple());
+        let name = Some(format!("Test {username}"));
+        let r = self
+            .post_json(
+                "/auth/register",
+                &json!({"username": username, "password": password, "name": name}),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 201, "register: {}", r.text);
+        User {
+            id: r.json["id"].as_str().unwrap().to_string(),
+            username,
+            password,
+            name,
+        }
+    }
+
+    /// Logs in (200 expected) and returns the token pair.
+    pub async fn login(&self, user: &User) -> Value {
+        let r = self
+            .post_json(
+                "/auth/login",
+                &json!({"username": user.username, "password": user.password}),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "login: {}", r.text);
+        r.json
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Reply {
+        self.post_json(
+            "/auth/refresh",
+            &json!({ "refresh_token": refresh_token }),
+            None,
+        )
+        .await
+    }
+
+    /// Makes a user an administrator directly in the database.
+    pub fn make_admin(&self, db: &TestDb, user: &User) {
+        db.exec(&format!(
+            "UPDATE users SET admin = true WHERE id = '{}'",
+            user.id
+        ));
+    }
+}
+
+/// Waits up to `limit` for `check` to hold, polling every 20 ms; returns how
+/// long it took, or `None`.
+pub async fn eventually<F, Fut>(
+    limit: std::time::Duration,
+    mut check: F,
+) -> Option<std::time::Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if check().await {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The JSON claims of a JWT, unverified (for assertions only).
+pub fn claims(token: &str) -> Value {
+    use base64::Engine;
+    let part = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+pub fn header_of(token: &str) -> Value {
+    use base64::Engine;
+    let part = token.split('.').next().unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}

@@ -1,0 +1,11 @@
+//! keyward's integration tests: each test has a database of its own and an
+//! app started in-process on port 0.
+
+// Not every module uses every helper.
+#[allow(dead_code)]
+mod helpers;
+
+mod basics;
+mod logout;
+mod refresh;
+mod tokens;
