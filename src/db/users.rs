@@ -99,3 +99,97 @@ pub fn set_ban(
         ))
         .execute(conn)
 }
+
+/// One page of users in `(lower(username), id)` order: those whose
+/// lowercased name starts with `prefix` (already lowercased, matched
+/// literally), after the position `after` (a lowercased name and an id).
+pub fn list_page(
+    conn: &mut PgConnection,
+    prefix: Option<&str>,
+    after: Option<(&str, Uuid)>,
+    limit: i64,
+) -> QueryResult<Vec<UserRow>> {
+    let mut query = users::table
+        .select(UserRow::as_select())
+        .order((lower(users::username), users::id))
+        .limit(limit)
+        .into_boxed();
+    if let Some(prefix) = prefix {
+        query = query.filter(
+            lower(users::username)
+                .like(format!("{}%", escape_like(prefix)))
+                .escape('\\'),
+        );
+    }
+    if let Some((name, id)) = after {
+        // The first condition alone is what lets the index start the scan at
+        // the position; the second is the exact keyset comparison.
+        query = query
+            .filter(lower(users::username).ge(name.to_string()))
+            .filter(
+                lower(users::username)
+                    .gt(name.to_string())
+                    .or(users::id.gt(id)),
+            );
+    }
+    query.load(conn)
+}
+
+/// `text` as a literal `LIKE` pattern: `\`, `%` and `_` escaped with `\`.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// Sets a new password hash, but only while the stored one is still
+/// `expected` (the one just verified): of two concurrent changes, one wins.
+pub fn replace_password_hash(
+    conn: &mut PgConnection,
+    id: Uuid,
+    expected: &str,
+    hash: &str,
+) -> QueryResult<bool> {
+    diesel::update(
+        users::table
+            .find(id)
+            .filter(users::password_hash.eq(expected)),
+    )
+    .set(users::password_hash.eq(hash))
+    .execute(conn)
+    .map(|updated| updated == 1)
+}
+
+/// Deletes a user (their sessions go with them); whether it existed.
+pub fn delete(conn: &mut PgConnection, id: Uuid) -> QueryResult<bool> {
+    diesel::delete(users::table.find(id))
+        .execute(conn)
+        .map(|deleted| deleted == 1)
+}
+
+/// Reads a user and locks the row until the transaction ends, so that a
+/// concurrent ban, unban or delete of the same user waits.
+pub fn find_for_update(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<UserRow>> {
+    users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .for_update()
+        .first(conn)
+        .optional()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_like;
+
+    #[test]
+    fn like_patterns_are_escaped() {
+        assert_eq!(escape_like("a_b%c\\d"), "a\\_b\\%c\\\\d");
+        assert_eq!(escape_like("plain"), "plain");
+    }
+}

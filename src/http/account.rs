@@ -1,0 +1,199 @@
+//! The caller's own account: `GET /auth/sessions`,
+//! `DELETE /auth/sessions/{id}` and `POST /auth/password`.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use diesel::PgConnection;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::auth::Authenticated;
+use super::body::{required, Body};
+use super::openapi::{AccessErrors, BodyErrors, ErrorBody};
+use super::routes::resource;
+use super::{blocking, client_ip, no_content, remember_revoked, AppState};
+use crate::db::sessions::SessionRow;
+use crate::domain::Password;
+use crate::error::ApiError;
+use crate::services::self_service::{self, PasswordChange};
+
+type State = web::Data<AppState>;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/auth/sessions").route(web::get().to(list_sessions)))
+        .service(resource("/auth/sessions/{id}").route(web::delete().to(revoke_session)))
+        .service(resource("/auth/password").route(web::post().to(change_password)));
+}
+
+/// Runs `f` with a pooled connection on the blocking pool.
+pub(super) async fn with_conn<T, E>(
+    state: &AppState,
+    f: impl FnOnce(&mut PgConnection) -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: Into<ApiError> + Send + 'static,
+{
+    let pool = state.pool.clone();
+    blocking(move || {
+        let mut conn = pool.get().map_err(crate::db::StoreError::from)?;
+        f(&mut conn).map_err(Into::into)
+    })
+    .await
+}
+
+/// An id in the path; anything but a UUID names nothing here.
+pub(super) fn path_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::not_found())
+}
+
+/// A session as its owner and administrators see it.
+#[derive(Serialize, ToSchema)]
+pub(super) struct SessionBody {
+    id: Uuid,
+    created_at: DateTime<Utc>,
+    last_used_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    user_agent: Option<String>,
+    ip: Option<String>,
+}
+
+impl From<SessionRow> for SessionBody {
+    fn from(s: SessionRow) -> Self {
+        Self {
+            id: s.id,
+            created_at: s.created_at,
+            last_used_at: s.last_used_at,
+            expires_at: s.expires_at,
+            user_agent: s.user_agent,
+            ip: s.ip,
+        }
+    }
+}
+
+/// One of the caller's sessions.
+#[derive(Serialize, ToSchema)]
+struct OwnSession {
+    #[serde(flatten)]
+    session: SessionBody,
+    /// True on the session the access token belongs to.
+    current: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+struct OwnSessions {
+    /// Newest first.
+    sessions: Vec<OwnSession>,
+}
+
+/// The caller's live sessions.
+#[utoipa::path(get, path = "/auth/sessions", tag = "account", security(("bearer" = [])),
+    responses(
+        (status = 200, body = OwnSessions, description = "Live sessions, `current` on the caller's"),
+        AccessErrors,
+        (status = 503, body = ErrorBody, description = "unavailable (Retry-After)"),
+    ))]
+async fn list_sessions(state: State, auth: Authenticated) -> Result<HttpResponse, ApiError> {
+    let (user_id, current) = (auth.0.sub, auth.0.sid);
+    let now = state.clock.now();
+    let rows = with_conn(&state, move |conn| {
+        self_service::live_sessions(conn, user_id, now)
+    })
+    .await?;
+    let sessions = rows
+        .into_iter()
+        .map(|row| OwnSession {
+            current: row.id == current,
+            session: row.into(),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(OwnSessions { sessions }))
+}
+
+/// Revokes one of the caller's own sessions.
+#[utoipa::path(delete, path = "/auth/sessions/{id}", tag = "account", security(("bearer" = [])),
+    operation_id = "revoke_own_session",
+    params(("id" = Uuid, Path, description = "A session id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        AccessErrors,
+        (status = 404, body = ErrorBody,
+         description = "not_found: no such session among the caller's (another user's included)"),
+        (status = 503, body = ErrorBody, description = "unavailable (Retry-After)"),
+    ))]
+async fn revoke_session(
+    state: State,
+    req: HttpRequest,
+    auth: Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let session_id = path_id(&path)?;
+    let user_id = auth.0.sub;
+    let now = state.clock.now();
+    let ip = client_ip(&req, &state.settings);
+    let revoked = with_conn(&state, move |conn| {
+        self_service::revoke_own_session(conn, user_id, session_id, ip.as_deref(), now)
+    })
+    .await?;
+    remember_revoked(&state, "revoked_by_user", revoked, now);
+    Ok(no_content())
+}
+
+#[derive(Deserialize, ToSchema)]
+struct PasswordRequest {
+    #[schema(required = true, nullable = false, min_length = 1)]
+    current_password: Option<String>,
+    /// 8 to 128 characters.
+    #[schema(required = true, nullable = false, min_length = 8, max_length = 128)]
+    new_password: Option<String>,
+}
+
+/// Changes the caller's password and revokes every other session.
+#[utoipa::path(post, path = "/auth/password", tag = "account", security(("bearer" = [])),
+    request_body(content(
+        (PasswordRequest = "application/json"),
+        (PasswordRequest = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 204, description = "Changed; every other session is revoked"),
+        (status = 400, body = ErrorBody, description = "invalid_request: a field is missing or malformed"),
+        (status = 401, body = ErrorBody, description = "invalid_credentials: the current password is wrong; \
+            or invalid_token, token_expired or session_revoked (WWW-Authenticate)"),
+        (status = 403, body = ErrorBody, description = "user_banned"),
+        (status = 429, body = ErrorBody, description = "rate_limited (Retry-After)"),
+        BodyErrors,
+    ))]
+
+async fn change_password(
+    state: State,
+    req: HttpRequest,
+    auth: Authenticated,
+    body: Body<PasswordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    // A stolen access token must not buy unlimited guesses at the current
+    // password: the same per-client budget as login.
+    super::rate_limit::check_client(&state, &req)?;
+    let current = required(body.0.current_password, "current_password")?;
+    let new = Password::parse(
+        &required(body.0.new_password, "new_password")?,
+        "new_password",
+    )
+    .map_err(ApiError::invalid_request)?;
+    let now = state.clock.now();
+    let ip = client_ip(&req, &state.settings);
+    let (user_id, session_id) = (auth.0.sub, auth.0.sid);
+    let (pool, cost) = (state.pool.clone(), state.settings.auth.bcrypt_cost);
+    let revoked = blocking(move || {
+        let change = PasswordChange {
+            user_id,
+            session_id,
+            current: &current,
+            new: &new,
+            ip: ip.as_deref(),
+        };
+        self_service::change_password(&pool, cost, &change, now)
+    })
+    .await?;
+    remember_revoked(&state, "password_changed", revoked, now);
+    Ok(no_content())
+}
