@@ -26,9 +26,14 @@ use crate::domain::revocation::RevokedSessions;
 use crate::domain::tokens::Tokens;
 use crate::services;
 
+/// How the listener's connection shows in `pg_stat_activity`.
+pub const APPLICATION_NAME: &str = "keyward-listener";
+
 const POLL_EVERY: Duration = Duration::from_millis(20);
 const PRUNE_EVERY: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+const KEY_RELOAD_EVERY: Duration = Duration::from_secs(60);
+const KEY_RETRY_EVERY: Duration = Duration::from_secs(5);
 /// A connection that silently died (no reset reached us) is only noticed
 /// by using it.
 const PING_EVERY: Duration = Duration::from_secs(3);
@@ -109,10 +114,16 @@ impl Listener {
     }
 
     fn connect_and_catch_up(&self) -> Result<PgConnection, String> {
-        let mut conn = PgConnection::establish(self.settings.database.url.expose())
-            .map_err(|e| e.to_string())?;
+        // The same connect and keepalive timeouts as the pool, so a silently
+        // dead connection is noticed and a reconnect never hangs.
+        let url = crate::db::url_with_timeouts(
+            self.settings.database.url.expose(),
+            self.settings.database.connect_timeout_ms,
+        );
+        let mut conn = PgConnection::establish(&url).map_err(|e| e.to_string())?;
         conn.batch_execute(&format!(
-            "LISTEN {REVOCATION_CHANNEL}; LISTEN {KEYS_CHANNEL};"
+            "SET application_name = '{APPLICATION_NAME}'; \
+             LISTEN {REVOCATION_CHANNEL}; LISTEN {KEYS_CHANNEL};"
         ))
         .map_err(|e| e.to_string())?;
         let now = self.clock.now();
@@ -121,13 +132,20 @@ impl Listener {
         Ok(conn)
     }
 
-    fn reload_keys(&self, conn: &mut PgConnection) {
+    /// Reloads the key set; `false` when it could not (the old set stays).
+    fn reload_keys(&self, conn: &mut PgConnection) -> bool {
         if self.settings.auth.jwt_secret.is_some() {
-            return;
+            return true;
         }
         match services::keys::load(conn, &self.settings, self.clock.now()) {
-            Ok(keys) => self.tokens.replace_keys(keys),
-            Err(e) => log::error!("cannot reload signing keys: {e}"),
+            Ok(keys) => {
+                self.tokens.replace_keys(keys);
+                true
+            }
+            Err(e) => {
+                log::error!("cannot reload signing keys: {e}");
+                false
+            }
         }
     }
 
@@ -135,6 +153,10 @@ impl Listener {
         let horizon = services::revocation_horizon(&self.settings);
         let mut last_prune = Instant::now();
         let mut last_ping = Instant::now();
+        let mut last_key_load = Instant::now();
+        // A reload that failed is tried again soon rather than at the next
+        // rotation.
+        let mut key_retry_pending = false;
         while !status.stop.load(Ordering::Acquire) {
             let mut keys_changed = false;
             let mut arrived = Vec::new();
@@ -149,13 +171,21 @@ impl Listener {
             for notification in arrived {
                 if notification.channel == KEYS_CHANNEL {
                     keys_changed = true;
-                } else if let Ok(session) = notification.payload.parse() {
-                    self.revoked
-                        .insert(session, self.clock.now().timestamp() + horizon);
+                } else if let Some((session, revoked_at)) = parse_revocation(&notification.payload)
+                {
+                    let revoked_at = revoked_at.unwrap_or_else(|| self.clock.now().timestamp());
+                    self.revoked.insert(session, revoked_at + horizon);
                 }
             }
-            if keys_changed {
-                self.reload_keys(conn);
+            // Besides the notifications, a slow periodic reload: a safety
+            // net that costs one small query a minute.
+            let since_load = last_key_load.elapsed();
+            if keys_changed
+                || key_retry_pending && since_load >= KEY_RETRY_EVERY
+                || since_load >= KEY_RELOAD_EVERY
+            {
+                key_retry_pending = !self.reload_keys(conn);
+                last_key_load = Instant::now();
             }
             if last_prune.elapsed() >= PRUNE_EVERY {
                 self.revoked.prune(self.clock.now().timestamp());
@@ -187,6 +217,14 @@ pub fn catch_up(
             .map(|r| (r.id, r.revoked_at.timestamp() + horizon)),
     );
     Ok(count)
+}
+
+/// `<session id> <unix second>` (the second is optional).
+fn parse_revocation(payload: &str) -> Option<(uuid::Uuid, Option<i64>)> {
+    let mut parts = payload.split_whitespace();
+    let session = parts.next()?.parse().ok()?;
+    let at = parts.next().and_then(|at| at.parse().ok());
+    Some((session, at))
 }
 
 fn sleep_unless_stopped(total: Duration, status: &ListenerStatus) {
