@@ -16,6 +16,8 @@ use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::config::Settings;
 
@@ -32,8 +34,65 @@ pub const REVOCATION_CHANNEL: &str = "keyward_revoked";
 /// The channel a new signing key is announced on.
 pub const KEYS_CHANNEL: &str = "keyward_keys";
 
-pub type DbPool = Pool<ConnectionManager<PgConnection>>;
-pub type DbConn = PooledConnection<ConnectionManager<PgConnection>>;
+pub type DbPool = Pool<Manager>;
+pub type DbConn = PooledConnection<Manager>;
+
+/// When (Unix seconds) a pooled connection was last found lost; 0: never.
+static LAST_LOST: AtomicI64 = AtomicI64::new(0);
+
+/// For how long after a lost connection every checkout is pinged first.
+const PING_AFTER_LOSS_SECONDS: i64 = 60;
+
+thread_local! {
+    /// Set when a query on this thread failed because its connection was
+    /// lost; read when that connection goes back to the pool.
+    static LOST_ON_THIS_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn connection_lost() {
+    LAST_LOST.store(now_unix(), Ordering::Relaxed);
+    LOST_ON_THIS_THREAD.with(|lost| lost.set(true));
+}
+
+/// The pool's connection manager: diesel's, with a cheaper health check.
+///
+/// Pinging every connection at checkout (r2d2's `test_on_check_out`) costs a
+/// second round trip on every request: the load benchmark measured it on
+/// the refresh path, which is otherwise one statement. So the ping happens
+/// only while connections are known to be going bad (within a minute of a
+/// lost one, when idle connections may be dead too), and a connection whose
+/// query found it lost is thrown away when it comes back, instead of being
+/// handed out again (diesel alone only discards one left in a broken
+/// transaction).
+#[derive(Debug)]
+pub struct Manager(ConnectionManager<PgConnection>);
+
+impl diesel::r2d2::ManageConnection for Manager {
+    type Connection = PgConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<PgConnection, Self::Error> {
+        self.0.connect()
+    }
+
+    fn is_valid(&self, conn: &mut PgConnection) -> Result<(), Self::Error> {
+        if now_unix() - LAST_LOST.load(Ordering::Relaxed) <= PING_AFTER_LOSS_SECONDS {
+            self.0.is_valid(conn)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn has_broken(&self, conn: &mut PgConnection) -> bool {
+        LOST_ON_THIS_THREAD.with(|lost| lost.replace(false)) || self.0.has_broken(conn)
+    }
+}
 
 /// A failure of the store, as the services see it.
 #[derive(Debug, thiserror::Error)]
@@ -46,16 +105,31 @@ pub enum StoreError {
     Query(DieselError),
 }
 
+/// libpq's and the server's words for a connection that is gone or a
+/// statement cut short by `statement_timeout`: the client may retry.
+const CONNECTION_LOST: &[&str] = &[
+    "terminating connection",
+    "server closed the connection",
+    "no connection to the server",
+    "could not receive data from server",
+    "could not send data to server",
+    "connection to server",
+    "SSL connection has been closed unexpectedly",
+    "canceling statement due to statement timeout",
+];
+
 impl From<DieselError> for StoreError {
     fn from(e: DieselError) -> Self {
         match &e {
             DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
-            | DieselError::BrokenTransactionManager => Self::Unavailable(e.to_string()),
+            | DieselError::BrokenTransactionManager => {
+                connection_lost();
+                Self::Unavailable(e.to_string())
+            }
             DieselError::DatabaseError(_, info)
-                if info.message().contains("terminating connection")
-                    || info.message().contains("server closed the connection")
-                    || info.message().contains("no connection to the server") =>
+                if CONNECTION_LOST.iter().any(|m| info.message().contains(m)) =>
             {
+                connection_lost();
                 Self::Unavailable(e.to_string())
             }
             _ => Self::Query(e),
@@ -65,6 +139,8 @@ impl From<DieselError> for StoreError {
 
 impl From<diesel::r2d2::PoolError> for StoreError {
     fn from(e: diesel::r2d2::PoolError) -> Self {
+        // No connection could be had: the idle ones may be dead as well.
+        LAST_LOST.store(now_unix(), Ordering::Relaxed);
         Self::Unavailable(e.to_string())
     }
 }
@@ -151,15 +227,90 @@ fn lock_and<T>(
     result
 }
 
+/// Longest a statement of the pool may run. A query on a connection that
+/// died halfway, or stuck behind a lock, ends with an error (a `503`) rather
+/// than holding a blocking thread forever.
+pub const STATEMENT_TIMEOUT_MS: u64 = 5_000;
+
+/// Prepares every connection the pool opens.
+#[derive(Debug, Clone, Copy)]
+struct SessionSettings;
+
+impl diesel::r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute(&format!(
+            "SET statement_timeout = {STATEMENT_TIMEOUT_MS}; \
+             SET application_name = 'keyward';"
+        ))
+        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// The database URL with client-side timeouts added, unless the URL sets
+/// them itself: libpq's `connect_timeout` (whole seconds; a connect to an
+/// address that drops packets would otherwise wait for the kernel), and TCP
+/// keepalives plus `tcp_user_timeout` so that a connection whose peer
+/// vanished without a reset is noticed in seconds, not hours.
+pub fn url_with_timeouts(url: &str, connect_timeout_ms: u64) -> String {
+    let connect_seconds = connect_timeout_ms.div_ceil(1000).max(1).to_string();
+    let wanted = [
+        ("connect_timeout", connect_seconds.as_str()),
+        ("keepalives", "1"),
+        ("keepalives_idle", "5"),
+        ("keepalives_interval", "2"),
+        ("keepalives_count", "3"),
+        ("tcp_user_timeout", "10000"),
+    ];
+    let is_uri = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    let query = if is_uri {
+        url.split_once('?').map_or("", |(_, q)| q)
+    } else {
+        url
+    };
+    let has = |key: &str| {
+        if is_uri {
+            query.split('&').any(|p| p.split('=').next() == Some(key))
+        } else {
+            query
+                .split_whitespace()
+                .any(|p| p.split('=').next().map(str::trim) == Some(key))
+        }
+    };
+    let mut out = url.to_string();
+    for (key, value) in wanted {
+        if has(key) {
+            continue;
+        }
+        if is_uri {
+            out.push(if out.contains('?') { '&' } else { '?' });
+        } else if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(key);
+        out.push('=');
+        out.push_str(value);
+    }
+    out
+}
+
 /// The request pool. A checkout waits at most `database.connect_timeout_ms`,
-/// so a database outage becomes a quick `503`, never a hang.
+/// so a database outage becomes a quick `503`, never a hang. Each checkout
+/// first pings the connection (one `SELECT 1` round trip): a connection that
+/// died while idle in the pool is dropped and replaced instead of failing
+/// one request after another, since diesel only marks a connection broken
+/// when a transaction was left open.
 pub fn build_pool(settings: &Settings) -> Result<DbPool, String> {
-    let manager = ConnectionManager::<PgConnection>::new(settings.database.url.expose());
+    let url = url_with_timeouts(
+        settings.database.url.expose(),
+        settings.database.connect_timeout_ms,
+    );
+    let manager = Manager(ConnectionManager::<PgConnection>::new(url));
     Pool::builder()
         .max_size(settings.pool_size())
         .min_idle(Some(2.min(settings.pool_size())))
         .connection_timeout(Duration::from_millis(settings.database.connect_timeout_ms))
-        .test_on_check_out(false)
+        .test_on_check_out(true)
+        .connection_customizer(Box::new(SessionSettings))
         .build(manager)
         .map_err(|e| format!("database pool: {e}"))
 }
@@ -167,6 +318,27 @@ pub fn build_pool(settings: &Settings) -> Result<DbPool, String> {
 #[cfg(test)]
 mod tests {
     use super::maintenance_url;
+
+    #[test]
+    fn timeouts_are_added_unless_the_url_sets_them() {
+        let url = super::url_with_timeouts("postgres://h/db", 500);
+        assert!(
+            url.starts_with("postgres://h/db?connect_timeout=1&keepalives=1"),
+            "{url}"
+        );
+        let url =
+            super::url_with_timeouts("postgres://h/db?sslmode=disable&connect_timeout=9", 2500);
+        assert!(
+            url.contains("sslmode=disable&connect_timeout=9&keepalives=1"),
+            "{url}"
+        );
+        assert!(!url.contains("connect_timeout=3"), "{url}");
+        let url = super::url_with_timeouts("host=h dbname=db", 2000);
+        assert!(
+            url.starts_with("host=h dbname=db connect_timeout=2 keepalives=1"),
+            "{url}"
+        );
+    }
 
     #[test]
     fn maintenance_url_swaps_the_database_name() {

@@ -1,0 +1,181 @@
+//! The cleanup job: a background thread that deletes what is kept no longer.
+//!
+//! Sessions that expired or were revoked more than `retention.sessions_days`
+//! ago, events older than `retention.events_days`, and per-username failure
+//! counts untouched (and unlocked) for `retention.sessions_days`. Each delete
+//! takes at most [`BATCH`] rows in its own short statement, so no lock is
+//! held for long and live traffic interleaves. The work is
+//! [`sweep`], a plain function of a connection and `now`: tests call it
+//! directly with an advanced time.
+//!
+//! Every instance runs the job; the deletes are idempotent, so two instances
+//! sweeping at once only share the work.
+
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use diesel::pg::PgConnection;
+use diesel::sql_types::{BigInt, Timestamptz};
+use diesel::RunQueryDsl;
+
+use crate::clock::Clock;
+use crate::config::{RetentionSettings, Settings};
+use crate::db::DbPool;
+
+/// Rows per delete statement.
+pub const BATCH: i64 = 1000;
+
+/// At most this many batches per table and sweep, so that one sweep is
+/// bounded (and shutdown is never kept waiting long); the rest waits for the
+/// next sweep.
+const MAX_BATCHES: usize = 100;
+
+/// How often the job runs.
+pub const EVERY: Duration = Duration::from_secs(5 * 60);
+
+/// The first sweep comes a little after start-up, off the critical path.
+const FIRST_AFTER: Duration = Duration::from_secs(30);
+
+/// What one sweep deleted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    pub sessions: usize,
+    pub events: usize,
+    pub throttle: usize,
+}
+
+/// One kind of row the job deletes: `ended` is the SQL condition, where `$1`
+/// is the retention cut-off and `$2` is now.
+struct Expiring {
+    table: &'static str,
+    key: &'static str,
+    ended: &'static str,
+}
+
+const SESSIONS: Expiring = Expiring {
+    table: "sessions",
+    key: "id",
+    ended: "expires_at < $1 OR revoked_at < $1",
+};
+
+const EVENTS: Expiring = Expiring {
+    table: "events",
+    key: "id",
+    ended: "at < $1",
+};
+
+/// Usernames sprayed once and never again would otherwise pile up; a count
+/// untouched for the session retention starts again from zero.
+const THROTTLE: Expiring = Expiring {
+    table: "login_throttle",
+    key: "username_key",
+    ended: "last_failure < $1 AND (locked_until IS NULL OR locked_until < $2)",
+};
+
+/// Deletes, in batches of [`BATCH`], whatever has outlived its retention at
+/// `now`.
+pub fn sweep(
+    conn: &mut PgConnection,
+    retention: &RetentionSettings,
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<Swept> {
+    let sessions_cutoff = now - TimeDelta::days(retention.sessions_days);
+    let events_cutoff = now - TimeDelta::days(retention.events_days);
+    Ok(Swept {
+        sessions: delete_ended(conn, &SESSIONS, sessions_cutoff, now)?,
+        events: delete_ended(conn, &EVENTS, events_cutoff, now)?,
+        throttle: delete_ended(conn, &THROTTLE, sessions_cutoff, now)?,
+    })
+}
+
+/// One short statement per batch, so no lock is held for long.
+fn delete_ended(
+    conn: &mut PgConnection,
+    what: &Expiring,
+    cutoff: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<usize> {
+    let Expiring { table, key, ended } = what;
+    let sql = format!(
+        "DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE {ended} LIMIT $3)"
+    );
+    let mut total = 0;
+    for _ in 0..MAX_BATCHES {
+        let deleted = diesel::sql_query(&sql)
+            .bind::<Timestamptz, _>(cutoff)
+            .bind::<Timestamptz, _>(now)
+            .bind::<BigInt, _>(BATCH)
+            .execute(conn)?;
+        total += deleted;
+        if deleted < BATCH as usize {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// Stops the cleanup thread when dropped (waking it at once).
+pub struct CleanupHandle {
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for CleanupHandle {
+    fn drop(&mut self) {
+        // Dropping the sender disconnects the channel the thread waits on.
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Starts the cleanup thread on the request pool.
+pub fn spawn(
+    pool: DbPool,
+    settings: Arc<Settings>,
+    clock: Clock,
+) -> std::io::Result<CleanupHandle> {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("keyward-cleanup".into())
+        .spawn(move || {
+            let mut wait = FIRST_AFTER;
+            loop {
+                match stopped.recv_timeout(wait) {
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                }
+                wait = EVERY;
+                run_once(&pool, &settings.retention, clock.now());
+            }
+        })?;
+    Ok(CleanupHandle {
+        stop: Some(stop),
+        thread: Some(thread),
+    })
+}
+
+fn run_once(pool: &DbPool, retention: &RetentionSettings, now: DateTime<Utc>) {
+    let mut conn = match pool.get() {
+        Ok(conn) => conn,
+        Err(e) => {
+            log::warn!("cleanup skipped: database unavailable: {e}");
+            return;
+        }
+    };
+    match sweep(&mut conn, retention, now) {
+        Ok(swept) => log::info!(
+            "cleanup: deleted {} sessions ended before {} days ago, {} events older than {} days, {} stale login counters",
+            swept.sessions,
+            retention.sessions_days,
+            swept.events,
+            retention.events_days,
+            swept.throttle
+        ),
+        Err(e) => log::warn!("cleanup failed (retried at the next run): {e}"),
+    }
+}
