@@ -8,7 +8,14 @@ use uuid::Uuid;
 
 use crate::config::{Algorithm, Settings};
 use crate::db::keys::{self, KeyRow};
-use crate::domain::tokens::{Key, KeySet};
+use crate::domain::tokens::{Key, KeySet, PublicJwk};
+
+/// How long an instance may keep signing with a key after another instance
+/// retired it: the time the news takes to arrive (normally well under a
+/// second, longer while a listener reconnects; such an instance also
+/// answers `/ready` with `503`). Tokens signed in that window must verify
+/// to their end too.
+const PROPAGATION_SLACK: TimeDelta = TimeDelta::seconds(60);
 
 /// The PKCS#8 v1 prefix of an Ed25519 private key; the 32-byte seed follows.
 const ED25519_PKCS8_PREFIX: [u8; 16] = [
@@ -62,20 +69,41 @@ pub fn generate(algorithm: Algorithm, now: DateTime<Utc>) -> Result<KeyRow, KeyE
     })
 }
 
-fn key_from_row(row: &KeyRow) -> Result<Key, KeyError> {
-    let (encoding, decoding) = match row.algorithm.as_str() {
+/// The public half of a stored Ed25519 key, checked against its private
+/// half: jsonwebtoken only parses keys when it first uses them (and slices a
+/// public key shorter than 32 bytes with a panic), so a damaged row must be
+/// refused here, at load.
+fn ed25519_public(row: &KeyRow) -> Result<&[u8], KeyError> {
+    let invalid = |what: &str| KeyError::Invalid(format!("key {}: {what}", row.kid));
+    let public = row
+        .public_key
+        .as_deref()
+        .ok_or_else(|| invalid("no public half"))?;
+    let seed: [u8; 32] = row
+        .private_key
+        .strip_prefix(ED25519_PKCS8_PREFIX.as_slice())
+        .and_then(|seed| seed.try_into().ok())
+        .ok_or_else(|| invalid("the private half is not an Ed25519 PKCS#8 key"))?;
+    let derived = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
+    if derived.as_bytes().as_slice() != public {
+        return Err(invalid("the public half does not match the private half"));
+    }
+    Ok(public)
+}
+
+fn key_from_row(row: &KeyRow, verify_until: Option<i64>) -> Result<Key, KeyError> {
+    let (encoding, decoding, public_jwk) = match row.algorithm.as_str() {
         "HS256" => (
             EncodingKey::from_secret(&row.private_key),
             DecodingKey::from_secret(&row.private_key),
+            None,
         ),
         "EdDSA" => {
-            let public = row
-                .public_key
-                .as_deref()
-                .ok_or_else(|| KeyError::Invalid(format!("key {} has no public half", row.kid)))?;
+            let public = ed25519_public(row)?;
             (
                 EncodingKey::from_ed_der(&row.private_key),
                 DecodingKey::from_ed_der(public),
+                Some(PublicJwk::ed25519(&row.kid, public)),
             )
         }
         other => return Err(KeyError::Invalid(format!("unknown algorithm {other}"))),
@@ -84,7 +112,21 @@ fn key_from_row(row: &KeyRow) -> Result<Key, KeyError> {
         kid: Some(row.kid.clone()),
         encoding: Some(encoding),
         decoding,
+        verify_until,
+        public_jwk,
     })
+}
+
+/// How long after its retirement a key must keep verifying: the longest a
+/// token it signed can live, plus the leeway, plus [`PROPAGATION_SLACK`].
+fn retired_key_lifetime(settings: &Settings) -> TimeDelta {
+    TimeDelta::seconds(
+        settings
+            .auth
+            .refresh_ttl_seconds
+            .max(settings.auth.access_ttl_seconds)
+            + settings.auth.leeway_seconds,
+    ) + PROPAGATION_SLACK
 }
 
 /// The key set this instance signs and verifies with. Without a configured
@@ -113,19 +155,19 @@ pub fn load(
             Ok(vec![key])
         })?;
     }
-    // A retired key verifies until every token it signed has expired.
-    let oldest_valid = now
-        - TimeDelta::seconds(
-            settings
-                .auth
-                .refresh_ttl_seconds
-                .max(settings.auth.access_ttl_seconds)
-                + settings.auth.leeway_seconds,
-        );
+    // A retired key verifies until every token it signed has expired; the
+    // key set checks that time at each verification, so a key leaves (and
+    // leaves the JWKS) on time without waiting for the next reload.
+    let lifetime = retired_key_lifetime(settings);
     let keys = rows
         .iter()
-        .filter(|row| row.retired_at.is_none_or(|at| at > oldest_valid))
-        .map(key_from_row)
+        .filter_map(|row| {
+            let until = row.retired_at.map(|at| (at + lifetime).timestamp());
+            match until {
+                Some(until) if until < now.timestamp() => None,
+                _ => Some(key_from_row(row, until)),
+            }
+        })
         .collect::<Result<Vec<_>, _>>()?;
     KeySet::new(jwt_algorithm(algorithm), keys)
         .ok_or_else(|| KeyError::Invalid("no key can sign".into()))
@@ -138,7 +180,92 @@ pub fn rotate(
     settings: &Settings,
     now: DateTime<Utc>,
 ) -> Result<String, KeyError> {
+    // Retired rows are not pruned here: this runs in the command-line tool,
+    // whose settings (token lifetimes) need not be the servers'.
     let key = generate(settings.auth.algorithm, now)?;
     keys::insert_and_retire_others(conn, &key)?;
     Ok(key.kid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::tokens::tests::{access as claims, tokens_with as tokens};
+    use crate::domain::tokens::TokenError;
+
+    fn eddsa_row() -> KeyRow {
+        generate(Algorithm::EdDSA, Utc::now()).unwrap()
+    }
+
+    #[test]
+    fn a_generated_ed25519_key_signs_and_verifies_and_publishes_its_public_half() {
+        let row = eddsa_row();
+        let key = key_from_row(&row, None).unwrap();
+        let jwk = key.public_jwk.clone().unwrap();
+        let t = tokens(KeySet::new(JwtAlgorithm::EdDSA, vec![key]).unwrap());
+        let token = t.sign_access(&claims(1_000_000)).unwrap();
+        assert!(t.verify_access(&token, 1_000_000).is_ok());
+        assert_eq!(t.public_jwks(1_000_000), vec![jwk.clone()]);
+        assert_eq!(jwk.kid, row.kid);
+        assert_eq!(jwk.x.len(), 43, "32 bytes in base64url without padding");
+    }
+
+    #[test]
+    fn a_retired_key_verifies_until_its_time_then_leaves_the_set() {
+        let (old, new) = (eddsa_row(), eddsa_row());
+        let until = 2_000_000;
+        let old_only = tokens(
+            KeySet::new(JwtAlgorithm::EdDSA, vec![key_from_row(&old, None).unwrap()]).unwrap(),
+        );
+        let token = old_only.sign_access(&claims(until - 100)).unwrap();
+        let both = tokens(
+            KeySet::new(
+                JwtAlgorithm::EdDSA,
+                vec![
+                    key_from_row(&old, Some(until)).unwrap(),
+                    key_from_row(&new, None).unwrap(),
+                ],
+            )
+            .unwrap(),
+        );
+        assert_eq!(both.signing_kid(), Some(new.kid.clone()));
+        assert!(both.verify_access(&token, until - 50).is_ok());
+        assert_eq!(both.public_jwks(until).len(), 2);
+        assert_eq!(both.public_jwks(until + 1).len(), 1);
+        assert_eq!(both.public_jwks(until + 1)[0].kid, new.kid);
+        let later = claims(until + 1);
+        let forged_late = old_only.sign_access(&later).unwrap();
+        assert_eq!(
+            both.verify_access(&forged_late, until + 1),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn damaged_ed25519_rows_are_refused_at_load_not_at_first_use() {
+        let good = eddsa_row();
+        let mut short = good.clone();
+        short.public_key = Some(vec![1, 2, 3]);
+        let mut other = good.clone();
+        other.public_key = eddsa_row().public_key;
+        let mut missing = good.clone();
+        missing.public_key = None;
+        let mut private = good.clone();
+        private.private_key.truncate(20);
+        for row in [short, other, missing, private] {
+            assert!(matches!(
+                key_from_row(&row, None),
+                Err(KeyError::Invalid(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn hmac_keys_are_never_published() {
+        let row = generate(Algorithm::HS256, Utc::now()).unwrap();
+        let key = key_from_row(&row, None).unwrap();
+        assert!(key.public_jwk.is_none());
+        let t = tokens(KeySet::new(JwtAlgorithm::HS256, vec![key]).unwrap());
+        assert!(t.public_jwks(0).is_empty());
+    }
 }

@@ -1,0 +1,44 @@
+//! `GET /.well-known/jwks.json`: the public keys other services verify
+//! keyward's access tokens with (RFC 7517). Served from the key set in
+//! memory, without a database read; under HS256 it is empty, since a secret
+//! is never published.
+
+use actix_web::http::header::{CacheControl, CacheDirective};
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::AppState;
+use crate::domain::tokens::PublicJwk;
+
+/// How long a verifier may cache the set. A rotated-in key signs at once, so
+/// a verifier meeting an unknown `kid` should fetch the set again; retired
+/// keys stay published until their last token has expired.
+const MAX_AGE_SECONDS: u32 = 300;
+
+/// A JWK Set (RFC 7517).
+#[derive(Serialize, ToSchema)]
+pub struct JwkSet {
+    keys: Vec<PublicJwk>,
+}
+
+/// The keys that verify now: the signing key and retired keys whose tokens
+/// may still be presented.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "keys",
+    responses((status = 200, body = JwkSet,
+        description = "The public keys that verify access tokens; empty under HS256"))
+)]
+pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    let now = state.clock.now().timestamp();
+    HttpResponse::Ok()
+        .insert_header(CacheControl(vec![
+            CacheDirective::Public,
+            CacheDirective::MaxAge(MAX_AGE_SECONDS),
+        ]))
+        .json(JwkSet {
+            keys: state.tokens.public_jwks(now),
+        })
+}

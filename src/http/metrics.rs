@@ -1,0 +1,333 @@
+//! `GET /metrics` in the Prometheus text format, and the middleware that
+//! counts every request. Each application has a registry of its own (not a
+//! process-wide one), so several instances in one process, as in the tests,
+//! count apart.
+//!
+//! Labels are bounded: requests are labelled with the route *pattern* that
+//! matched (`/admin/users/{id}`, never the raw path) or `unmatched`, with a
+//! known method or `other`, and with the status code. Gauges that need the
+//! database (live sessions) are refreshed at scrape time, at most every
+//! [`LIVE_SESSIONS_EVERY`] seconds of the app's clock, never per request.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
+use actix_web::{web, HttpResponse};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use super::AppState;
+use crate::error::{ApiError, ErrorCode};
+
+/// How stale the live-session count may be, in seconds.
+pub const LIVE_SESSIONS_EVERY: i64 = 10;
+
+/// How long a scrape waits for a pool connection to count sessions: a busy
+/// pool must not hold up `/metrics`, which matters most at such times.
+const COUNT_CHECKOUT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Every metric keyward exports.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    logins: IntCounterVec,
+    refreshes: IntCounterVec,
+    reuse_detections: IntCounter,
+    revocations: IntCounterVec,
+    live_sessions: IntGauge,
+    pool_connections: IntGaugeVec,
+    pool_max: IntGauge,
+    listener_healthy: IntGauge,
+    verifying_keys: IntGauge,
+    revoked_in_memory: IntGauge,
+    /// When (app clock, Unix seconds) live sessions were last counted.
+    live_counted_at: Mutex<Option<i64>>,
+}
+
+fn register<C: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    collector: C,
+) -> Result<C, prometheus::Error> {
+    registry.register(Box::new(collector.clone()))?;
+    Ok(collector)
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let r = Registry::new();
+        Ok(Self {
+            requests: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "keyward_http_requests_total",
+                        "HTTP requests by route pattern, method and status.",
+                    ),
+                    &["route", "method", "status"],
+                )?,
+            )?,
+            latency: register(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "keyward_http_request_duration_seconds",
+                        "Time to answer an HTTP request, by route pattern.",
+                    ),
+                    &["route"],
+                )?,
+            )?,
+            logins: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "keyward_logins_total",
+                        "Login attempts by outcome: success or the error code answered.",
+                    ),
+                    &["outcome"],
+                )?,
+            )?,
+            refreshes: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "keyward_refreshes_total",
+                        "Refreshes with a validly signed refresh token, by outcome: \
+                         success or the error code answered.",
+                    ),
+                    &["outcome"],
+                )?,
+            )?,
+            reuse_detections: register(
+                &r,
+                IntCounter::new(
+                    "keyward_refresh_reuse_detected_total",
+                    "Replayed refresh tokens: each revoked its session.",
+                )?,
+            )?,
+            revocations: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "keyward_sessions_revoked_total",
+                        "Sessions revoked by this instance, by reason.",
+                    ),
+                    &["reason"],
+                )?,
+            )?,
+            live_sessions: register(
+                &r,
+                IntGauge::new(
+                    "keyward_live_sessions",
+                    "Sessions neither revoked nor expired (counted at most every 10 s).",
+                )?,
+            )?,
+            pool_connections: register(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "keyward_db_pool_connections",
+                        "Database pool connections by state: idle or in_use.",
+                    ),
+                    &["state"],
+                )?,
+            )?,
+            pool_max: register(
+                &r,
+                IntGauge::new(
+                    "keyward_db_pool_max_connections",
+                    "The database pool's size limit.",
+                )?,
+            )?,
+            listener_healthy: register(
+                &r,
+                IntGauge::new(
+                    "keyward_listener_healthy",
+                    "1 while the revocation listener is connected and caught up, else 0.",
+                )?,
+            )?,
+            verifying_keys: register(
+                &r,
+                IntGauge::new(
+                    "keyward_signing_keys_verifying",
+                    "Signing keys that still verify tokens (1, or more after a rotation).",
+                )?,
+            )?,
+            revoked_in_memory: register(
+                &r,
+                IntGauge::new(
+                    "keyward_revoked_sessions_in_memory",
+                    "Sessions in this instance's revocation set (revoked within an access-token lifetime).",
+                )?,
+            )?,
+            live_counted_at: Mutex::new(None),
+            registry: r,
+        })
+    }
+
+    fn outcome<T>(result: &Result<T, ApiError>) -> &'static str {
+        match result {
+            Ok(_) => "success",
+            Err(e) => e.code.as_str(),
+        }
+    }
+
+    /// Counts a login attempt's outcome.
+    pub fn login<T>(&self, result: &Result<T, ApiError>) {
+        self.logins
+            .with_label_values(&[Self::outcome(result)])
+            .inc();
+    }
+
+    /// Counts a refresh's outcome; a replay also counts as a reuse detection
+    /// (the revocation it causes is counted where it is remembered).
+    pub fn refresh<T>(&self, result: &Result<T, ApiError>) {
+        self.refreshes
+            .with_label_values(&[Self::outcome(result)])
+            .inc();
+        if matches!(result, Err(e) if e.code == ErrorCode::TokenReused) {
+            self.reuse_detections.inc();
+        }
+    }
+
+    /// Counts `count` sessions revoked for `reason` (a fixed word such as
+    /// `logout`, `admin`, `password_changed`).
+    pub fn revoked(&self, reason: &'static str, count: usize) {
+        if count > 0 {
+            self.revocations
+                .with_label_values(&[reason])
+                .inc_by(count as u64);
+        }
+    }
+
+    fn observe_request(&self, route: &str, method: &Method, status: u16, elapsed: Duration) {
+        self.requests
+            .with_label_values(&[route, method_label(method), &status.to_string()])
+            .inc();
+        self.latency
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Whether the live sessions are due a count at `now`; claims the
+    /// count, so concurrent scrapes do not all go to the database.
+    fn live_sessions_due(&self, now: i64) -> bool {
+        let mut last = self
+            .live_counted_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|at| now < at + LIVE_SESSIONS_EVERY && now >= at) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+}
+
+/// A bounded set of method labels.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// The middleware (`from_fn(metrics::track)`): counts every request by the
+/// route pattern that matched, and times it.
+pub async fn track(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    // The pattern comes from the app's resource map, so it is known before
+    // routing; unknown paths share one label.
+    let route = req.match_pattern();
+    let method = req.method().clone();
+    let started = Instant::now();
+    let result = next.call(req).await;
+    if let Some(state) = state {
+        let status = match &result {
+            Ok(response) => response.status(),
+            Err(e) => e.as_response_error().status_code(),
+        };
+        state.metrics.observe_request(
+            route.as_deref().unwrap_or("unmatched"),
+            &method,
+            status.as_u16(),
+            started.elapsed(),
+        );
+    }
+    result
+}
+
+/// Sets the gauges that are read, not counted, then encodes everything.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "service",
+    responses(
+        (status = 200, body = String, content_type = "text/plain; version=0.0.4",
+         description = "Prometheus text format"),
+        (status = 500, body = super::openapi::ErrorBody, description = "internal"),
+    )
+)]
+pub async fn scrape(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let metrics = &state.metrics;
+    let now = state.clock.now();
+    let pool = state.pool.state();
+    let idle = i64::from(pool.idle_connections);
+    metrics
+        .pool_connections
+        .with_label_values(&["idle"])
+        .set(idle);
+    metrics
+        .pool_connections
+        .with_label_values(&["in_use"])
+        .set(i64::from(pool.connections) - idle);
+    metrics.pool_max.set(i64::from(state.pool.max_size()));
+    metrics
+        .listener_healthy
+        .set(i64::from(state.listener.is_healthy()));
+    metrics
+        .verifying_keys
+        .set(i64::try_from(state.tokens.verifying_keys(now.timestamp())).unwrap_or(i64::MAX));
+    metrics
+        .revoked_in_memory
+        .set(i64::try_from(state.revoked.len()).unwrap_or(i64::MAX));
+    if metrics.live_sessions_due(now.timestamp()) {
+        let pool = state.pool.clone();
+        let counted = web::block(move || {
+            let mut conn = pool
+                .get_timeout(COUNT_CHECKOUT_TIMEOUT)
+                .map_err(|e| e.to_string())?;
+            crate::db::sessions::count_live(&mut conn, now).map_err(|e| e.to_string())
+        })
+        .await;
+        match counted {
+            Ok(Ok(live)) => metrics.live_sessions.set(live),
+            // The gauge keeps its last value; the scrape still answers.
+            Ok(Err(e)) => log::warn!("cannot count live sessions: {e}"),
+            Err(e) => log::warn!("cannot count live sessions: {e}"),
+        }
+    }
+    let encoder = TextEncoder::new();
+    let mut body = Vec::new();
+    encoder
+        .encode(&metrics.registry.gather(), &mut body)
+        .map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok()
+        .content_type(encoder.format_type())
+        .body(body))
+}
