@@ -52,23 +52,32 @@ pub fn origin_allowed(
     host: Option<&HeaderValue>,
     settings: &Settings,
 ) -> bool {
+    if is_listed_origin(origin, settings) {
+        return true;
+    }
     let Ok(origin) = origin.to_str() else {
         return false;
     };
-    if settings
-        .cors
-        .allowed_origins
-        .iter()
-        .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin))
-    {
-        return true;
-    }
     let same_host = origin
         .split_once("://")
         .map(|(_, rest)| rest)
         .zip(host.and_then(|h| h.to_str().ok()))
         .is_some_and(|(origin_host, host)| origin_host.eq_ignore_ascii_case(host));
     same_host
+}
+
+/// Whether `origin` is one of `cors.allowed_origins` (letter case and a
+/// trailing slash in the settings do not matter; `*` matches nothing).
+pub fn is_listed_origin(origin: &HeaderValue, settings: &Settings) -> bool {
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    settings
+        .cors
+        .allowed_origins
+        .iter()
+        .map(|allowed| allowed.trim_end_matches('/'))
+        .any(|allowed| allowed != "*" && allowed.eq_ignore_ascii_case(origin))
 }
 
 /// The cookie that carries a refresh token for `max_age` seconds.

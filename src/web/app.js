@@ -43,7 +43,8 @@ let eventsUser = '';
 let eventsBefore = null;
 
 // For tests only: what is visible, never the token.
-const state = { signedIn: false, username: null, sessionId: null, accessExpiresAt: null };
+// `booted`: the start-up check (another tab, then the refresh cookie) is over.
+const state = { booted: false, signedIn: false, username: null, sessionId: null, accessExpiresAt: null };
 Object.defineProperty(window, 'keyward', {
   value: Object.freeze({ get state() { return Object.freeze({ ...state }); } }),
 });
@@ -488,7 +489,7 @@ async function logout(everywhere) {
     if (err.status !== 401) throw err; // a 401 means the session is gone already
   }
   const message = everywhere ? 'You have been signed out on all your devices.' : 'You have been signed out.';
-  broadcast({ type: 'logout', message });
+  broadcast({ type: 'logout', message: everywhere ? message : 'You signed out in another tab.' });
   signOutLocal(message, 'info');
 }
 
@@ -549,8 +550,7 @@ function userRow(u) {
     el('div', { class: 'row-actions' },
       button('secondary show-user-sessions', 'Sessions', 'Show sessions of'),
       button('secondary show-user-events', 'Events', 'Show events of'),
-      button('danger ban-user', 'Ban', 'Ban'),
-      button('secondary unban-user', 'Unban', 'Unban'),
+      bannedNow ? button('secondary unban-user', 'Unban', 'Unban') : button('danger ban-user', 'Ban', 'Ban'),
       button('danger revoke-user-sessions', 'Revoke sessions', 'Revoke all sessions of')));
 }
 
@@ -748,4 +748,4 @@ async function boot() {
   }
 }
 
-boot();
+boot().finally(() => { state.booted = true; });

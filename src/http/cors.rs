@@ -1,0 +1,144 @@
+//! CORS (API.md section 4): only the origins of `cors.allowed_origins` get
+//! an answer, the exact origin echoed with credentials allowed, never `*`.
+//! `actix-cors` does the work; this wrapper turns its plain-text refusals
+//! (a preflight from another origin) into the contract's JSON, and keeps
+//! the credentials header off responses that grant no origin.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix_cors::{Cors, CorsError};
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::Method;
+use actix_web::{Error, ResponseError};
+use futures_util::future::LocalBoxFuture;
+
+use super::browser::{self, CLIENT_HEADER};
+use crate::config::Settings;
+use crate::error::{ApiError, ErrorCode};
+
+/// How long a browser may cache a granted preflight.
+const PREFLIGHT_MAX_AGE_SECONDS: usize = 600;
+
+/// The CORS policy for `cors.allowed_origins`; wrap it inside the middleware
+/// that adds the common headers, so its refusals carry them too.
+pub struct CorsPolicy {
+    settings: Arc<Settings>,
+}
+
+impl CorsPolicy {
+    pub fn new(settings: Arc<Settings>) -> Self {
+        Self { settings }
+    }
+
+    fn cors(&self) -> Cors {
+        let settings = self.settings.clone();
+        // A function rather than `allowed_origin`: the same comparison as the
+        // origin check of cookie mode, and a malformed entry in the settings
+        // can only fail to match, never stop the workers from starting.
+        Cors::default()
+            .allowed_origin_fn(move |origin, _| browser::is_listed_origin(origin, &settings))
+            .allowed_methods([Method::GET, Method::POST, Method::DELETE])
+            .allowed_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                header::HeaderName::from_static(CLIENT_HEADER),
+            ])
+            .expose_headers([header::RETRY_AFTER, header::WWW_AUTHENTICATE])
+            .supports_credentials()
+            .max_age(PREFLIGHT_MAX_AGE_SECONDS)
+            // Same-origin POSTs carry an `Origin` too: they must pass through
+            // (merely without CORS headers), not be refused here.
+            .block_on_origin_mismatch(false)
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for CorsPolicy
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    S::Future: 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<EitherBody<B>>>;
+    type Error = Error;
+    type InitError = ();
+    type Transform = CorsPolicyMiddleware<<Cors as Transform<S, ServiceRequest>>::Transform>;
+    type Future = LocalBoxFuture<'static, Result<Self::Transform, ()>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        let inner = self.cors().new_transform(service);
+        Box::pin(async move {
+            Ok(CorsPolicyMiddleware {
+                service: Rc::new(inner.await?),
+            })
+        })
+    }
+}
+
+pub struct CorsPolicyMiddleware<S> {
+    service: Rc<S>,
+}
+
+impl<S, B> Service<ServiceRequest> for CorsPolicyMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    S::Future: 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Error>>;
+
+    actix_web::dev::forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let fut = self.service.call(req);
+        Box::pin(async move {
+            let mut res = fut.await?;
+            let refusal = res
+                .response()
+                .error()
+                .and_then(|e| e.as_error::<CorsError>())
+                .map(json_refusal);
+            Ok(match refusal {
+                None => {
+                    // `actix-cors` adds these to every response; without an
+                    // allowed origin they grant nothing and only confuse.
+                    let headers = res.headers_mut();
+                    if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+                        headers.remove(header::ACCESS_CONTROL_ALLOW_CREDENTIALS);
+                        headers.remove(header::ACCESS_CONTROL_EXPOSE_HEADERS);
+                    }
+                    res.map_into_left_body()
+                }
+                Some(api_error) => {
+                    let (req, _) = res.into_parts();
+                    let mut response = api_error.error_response();
+                    response
+                        .headers_mut()
+                        .insert(header::VARY, HeaderValue::from_static("Origin"));
+                    ServiceResponse::new(req, response).map_into_right_body()
+                }
+            })
+        })
+    }
+}
+
+/// The contract's error for a refused CORS request: an origin, method or
+/// header outside the policy is `403 forbidden`; a malformed preflight `400`.
+fn json_refusal(error: &CorsError) -> ApiError {
+    match error {
+        CorsError::OriginNotAllowed => ApiError::new(
+            ErrorCode::Forbidden,
+            "Requests from this origin are not allowed.",
+        ),
+        CorsError::MethodNotAllowed | CorsError::HeadersNotAllowed => ApiError::new(
+            ErrorCode::Forbidden,
+            "That cross-origin request is not allowed.",
+        ),
+        _ => ApiError::invalid_request(format!("The CORS preflight is malformed: {error}")),
+    }
+}
