@@ -1,8 +1,10 @@
 //! keyward's rules, free of HTTP and SQL: usernames, passwords, tokens and
 //! the set of revoked sessions.
 
+pub mod bcrypt_threads;
 pub mod password;
 pub mod revocation;
+pub mod token_cache;
 pub mod tokens;
 pub mod username;
 

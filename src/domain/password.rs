@@ -34,8 +34,12 @@ impl Password {
     }
 
     /// The bcrypt hash of this password at `cost`.
+    /// Computed on a bcrypt thread (see `bcrypt_threads`).
     pub fn hash(&self, cost: u32) -> Result<String, bcrypt::BcryptError> {
-        bcrypt::hash(prehash(&self.0), cost)
+        let reduced = prehash(&self.0);
+        super::bcrypt_threads::run(move || bcrypt::hash(reduced, cost)).unwrap_or(Err(
+            bcrypt::BcryptError::InvalidHash("the bcrypt thread stopped"),
+        ))
     }
 }
 
@@ -48,8 +52,11 @@ fn prehash(password: &str) -> String {
 }
 
 /// Whether `candidate` matches `hash`. A malformed hash never matches.
+/// Computed on a bcrypt thread (see `bcrypt_threads`).
 pub fn verify(candidate: &str, hash: &str) -> bool {
-    bcrypt::verify(prehash(candidate), hash).unwrap_or(false)
+    let (reduced, hash) = (prehash(candidate), hash.to_string());
+    super::bcrypt_threads::run(move || bcrypt::verify(reduced, &hash).unwrap_or(false))
+        .unwrap_or(false)
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::token_cache::{Verified, VerifiedTokens};
+
 pub const ACCESS_TYP: &str = "at+jwt";
 pub const REFRESH_TYP: &str = "refresh+jwt";
 
@@ -90,6 +92,45 @@ pub struct Key {
     pub kid: Option<String>,
     pub encoding: Option<EncodingKey>,
     pub decoding: DecodingKey,
+    /// A retired key verifies until this time (Unix seconds), when every
+    /// token it signed has expired; `None` while it signs.
+    pub verify_until: Option<i64>,
+    /// The public half as a JWK, for keys other services may verify with
+    /// (never for an HMAC secret).
+    pub public_jwk: Option<PublicJwk>,
+}
+
+impl Key {
+    fn verifies_at(&self, now: i64) -> bool {
+        self.verify_until.is_none_or(|until| now <= until)
+    }
+}
+
+/// An Ed25519 public key as RFC 8037 writes it in a JWK Set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PublicJwk {
+    pub kty: &'static str,
+    pub crv: &'static str,
+    /// The raw 32-byte public key, base64url without padding.
+    pub x: String,
+    pub kid: String,
+    pub alg: &'static str,
+    #[serde(rename = "use")]
+    pub use_: &'static str,
+}
+
+impl PublicJwk {
+    pub fn ed25519(kid: &str, public_key: &[u8]) -> Self {
+        use base64::Engine;
+        Self {
+            kty: "OKP",
+            crv: "Ed25519",
+            x: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(public_key),
+            kid: kid.to_string(),
+            alg: "EdDSA",
+            use_: "sig",
+        }
+    }
 }
 
 /// The keys of one algorithm: the newest signs, all verify.
@@ -123,6 +164,8 @@ impl KeySet {
             kid: None,
             encoding: Some(EncodingKey::from_secret(secret)),
             decoding: DecodingKey::from_secret(secret),
+            verify_until: None,
+            public_jwk: None,
         };
         Self {
             algorithm: Algorithm::HS256,
@@ -133,16 +176,28 @@ impl KeySet {
     }
 
     /// The key a token names. A `kid` is only looked up among our own keys;
-    /// a token without one is only accepted by a key without one.
-    fn verifier(&self, kid: Option<&str>) -> Option<&DecodingKey> {
-        match kid {
-            Some(kid) => self.by_kid.get(kid).map(|&i| &self.keys[i].decoding),
-            None => self
-                .keys
-                .iter()
-                .find(|k| k.kid.is_none())
-                .map(|k| &k.decoding),
-        }
+    /// a token without one is only accepted by a key without one. A retired
+    /// key stops verifying once every token it signed has expired.
+    fn verifier(&self, kid: Option<&str>, now: i64) -> Option<&DecodingKey> {
+        let key = match kid {
+            Some(kid) => self.by_kid.get(kid).map(|&i| &self.keys[i]),
+            None => self.keys.iter().find(|k| k.kid.is_none()),
+        }?;
+        key.verifies_at(now).then_some(&key.decoding)
+    }
+
+    /// The public keys of every key that still verifies at `now`.
+    fn public_jwks(&self, now: i64) -> Vec<PublicJwk> {
+        self.keys
+            .iter()
+            .filter(|k| k.verifies_at(now))
+            .filter_map(|k| k.public_jwk.clone())
+            .collect()
+    }
+
+    /// How many keys still verify at `now`.
+    fn verifying(&self, now: i64) -> usize {
+        self.keys.iter().filter(|k| k.verifies_at(now)).count()
     }
 }
 
@@ -160,6 +215,8 @@ pub struct TokenSettings {
 pub struct Tokens {
     settings: TokenSettings,
     keys: RwLock<Arc<KeySet>>,
+    /// Access tokens verified before (see `token_cache`).
+    verified: VerifiedTokens,
 }
 
 impl Tokens {
@@ -167,6 +224,7 @@ impl Tokens {
         Self {
             settings,
             keys: RwLock::new(Arc::new(keys)),
+            verified: VerifiedTokens::default(),
         }
     }
 
@@ -177,10 +235,28 @@ impl Tokens {
     pub fn replace_keys(&self, keys: KeySet) {
         let mut current = self.keys.write().unwrap_or_else(|e| e.into_inner());
         *current = Arc::new(keys);
+        self.verified.clear();
     }
 
     fn current_keys(&self) -> Arc<KeySet> {
         self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The public JWKs of the keys that verify at `now` (none for HMAC
+    /// secrets), newest last: what `/.well-known/jwks.json` publishes.
+    pub fn public_jwks(&self, now: i64) -> Vec<PublicJwk> {
+        self.current_keys().public_jwks(now)
+    }
+
+    /// How many keys verify at `now`.
+    pub fn verifying_keys(&self, now: i64) -> usize {
+        self.current_keys().verifying(now)
+    }
+
+    /// The `kid` new tokens carry.
+    pub fn signing_kid(&self) -> Option<String> {
+        let keys = self.current_keys();
+        keys.keys[keys.signer].kid.clone()
     }
 
     pub fn sign_access(&self, claims: &AccessClaims) -> Result<String, SignError> {
@@ -204,8 +280,31 @@ impl Tokens {
         Ok(jsonwebtoken::encode(&header, claims, encoding)?)
     }
 
+    /// Every request of every service verifies an access token: a token
+    /// verified before skips the signature and the parsing (which cannot
+    /// have changed for the same string) but not its times nor its key.
     pub fn verify_access(&self, token: &str, now: i64) -> Result<AccessClaims, TokenError> {
-        self.verify(token, ACCESS_TYP, now)
+        if let Some(hit) = self.verified.get(token) {
+            if self
+                .current_keys()
+                .verifier(hit.kid.as_deref(), now)
+                .is_some()
+            {
+                self.check_times(&hit.claims, now)?;
+                return Ok(hit.claims.clone());
+            }
+        }
+        let claims: AccessClaims = self.verify(token, ACCESS_TYP, now)?;
+        if let Ok(header) = jsonwebtoken::decode_header(token) {
+            self.verified.insert(
+                token,
+                Verified {
+                    claims: claims.clone(),
+                    kid: header.kid,
+                },
+            );
+        }
+        Ok(claims)
     }
 
     pub fn verify_refresh(&self, token: &str, now: i64) -> Result<RefreshClaims, TokenError> {
@@ -231,7 +330,7 @@ impl Tokens {
             return Err(TokenError::Invalid);
         }
         let key = keys
-            .verifier(header.kid.as_deref())
+            .verifier(header.kid.as_deref(), now)
             .ok_or(TokenError::Invalid)?;
         let mut validation = Validation::new(keys.algorithm);
         validation.leeway = 0;
@@ -244,6 +343,12 @@ impl Tokens {
         let claims = jsonwebtoken::decode::<C>(token, key, &validation)
             .map_err(|_| TokenError::Invalid)?
             .claims;
+        self.check_times(&claims, now)?;
+        Ok(claims)
+    }
+
+    /// `nbf` and `exp` against keyward's clock and leeway.
+    fn check_times(&self, claims: &impl Timed, now: i64) -> Result<(), TokenError> {
         let leeway = self.settings.leeway_seconds;
         if claims.nbf().is_some_and(|nbf| nbf > now + leeway) {
             return Err(TokenError::Invalid);
@@ -251,17 +356,19 @@ impl Tokens {
         if claims.exp() + leeway < now {
             return Err(TokenError::Expired);
         }
-        Ok(claims)
+        Ok(())
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
-    fn tokens() -> Tokens {
+    /// Tokens with keyward's default settings over `keys` (also used by
+    /// `services::keys`'s tests).
+    pub(crate) fn tokens_with(keys: KeySet) -> Tokens {
         Tokens::new(
             TokenSettings {
                 issuer: "keyward".into(),
@@ -269,11 +376,15 @@ mod tests {
                 access_ttl_seconds: 900,
                 leeway_seconds: 5,
             },
-            KeySet::from_secret(SECRET),
+            keys,
         )
     }
 
-    fn access(now: i64) -> AccessClaims {
+    fn tokens() -> Tokens {
+        tokens_with(KeySet::from_secret(SECRET))
+    }
+
+    pub(crate) fn access(now: i64) -> AccessClaims {
         AccessClaims {
             iss: "keyward".into(),
             aud: "keyward".into(),

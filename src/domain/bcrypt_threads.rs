@@ -1,0 +1,115 @@
+//! Where bcrypt runs: a few threads of its own (one per core) at a lower CPU
+//! priority (nice 10).
+//!
+//! bcrypt is slow on purpose (about 0.24 s per hash at cost 12), and a login
+//! flood used to put one CPU-bound thread per login on the blocking pool,
+//! next to the request workers: the load benchmark measured `/api/me`'s p99
+//! going from 0.2 ms to over 10 ms during a flood of 16 concurrent logins.
+//! At nice 10 a bcrypt thread weighs about a tenth of a request worker, so
+//! the workers take the CPU first; but unlike `SCHED_IDLE` (measured too: the
+//! flood's p99 was lower still) bcrypt is never starved, so logins keep going
+//! while the rest of the server is busy. When logins are all there is, bcrypt
+//! gets every core. One thread per core also bounds how many hashes run at
+//! once; further callers wait their turn on their own (blocking) thread,
+//! which costs no CPU.
+
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, OnceLock};
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The nice value of the bcrypt threads (0 is normal, 19 the lowest).
+#[cfg(target_os = "linux")]
+const BCRYPT_NICE: libc::c_int = 10;
+
+/// The queue the bcrypt threads take work from; `None` if they could not
+/// be started (the work then runs on the caller's thread, as before).
+fn queue() -> Option<&'static Mutex<Sender<Job>>> {
+    static QUEUE: OnceLock<Option<Mutex<Sender<Job>>>> = OnceLock::new();
+    QUEUE.get_or_init(start).as_ref()
+}
+
+fn start() -> Option<Mutex<Sender<Job>>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (tx, rx) = mpsc::channel::<Job>();
+    let rx = Arc::new(Mutex::new(rx));
+    let mut started = 0;
+    for i in 0..threads {
+        let rx = rx.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("keyward-bcrypt-{i}"))
+            .spawn(move || work(&rx));
+        if spawned.is_ok() {
+            started += 1;
+        }
+    }
+    (started > 0).then(|| Mutex::new(tx))
+}
+
+fn work(rx: &Mutex<Receiver<Job>>) {
+    lower_priority();
+    loop {
+        let job = {
+            let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
+            rx.recv()
+        };
+        match job {
+            Ok(job) => job(),
+            Err(_) => return,
+        }
+    }
+}
+
+/// Nice 10 for the calling thread (Linux sets the nice value per thread);
+/// if the system refuses, the thread keeps its priority (bcrypt still stays
+/// off the request threads).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid has no preconditions; setpriority changes only the
+        // nice value of the calling thread, named by its id.
+        let refused = unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, BCRYPT_NICE)
+        } != 0;
+        if refused {
+            log::debug!("bcrypt threads keep their CPU priority: setpriority refused");
+        }
+    }
+}
+
+/// Runs `f` on a bcrypt thread and waits for it (the caller is a blocking
+/// thread, never a request worker). `None` only if the thread died while
+/// running it.
+pub fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (done, result) = mpsc::sync_channel(1);
+    let job: Job = Box::new(move || {
+        let _ = done.send(f());
+    });
+    let Some(queue) = queue() else {
+        job();
+        return result.recv().ok();
+    };
+    let sent = queue.lock().unwrap_or_else(|e| e.into_inner()).send(job);
+    if let Err(mpsc::SendError(job)) = sent {
+        job();
+    }
+    result.recv().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn work_runs_and_returns_its_result() {
+        let results: Vec<u32> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8u32)
+                .map(|i| s.spawn(move || super::run(move || i * 2)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap().unwrap())
+                .collect()
+        });
+        assert_eq!(results, vec![0, 2, 4, 6, 8, 10, 12, 14]);
+    }
+}
