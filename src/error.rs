@@ -250,3 +250,42 @@ impl From<crate::services::refresh::RefreshError> for ApiError {
         }
     }
 }
+
+impl From<crate::services::admin::AdminError> for ApiError {
+    fn from(e: crate::services::admin::AdminError) -> Self {
+        use crate::services::admin::AdminError;
+        match e {
+            AdminError::NotFound => Self::not_found(),
+            AdminError::OwnAccount => Self::new(
+                ErrorCode::Conflict,
+                "An administrator cannot ban or delete their own account.",
+            ),
+            AdminError::UnknownCursor => {
+                Self::invalid_request("after must be the id of an existing user")
+            }
+            AdminError::Unexpected(u) => u.into(),
+        }
+    }
+}
+
+impl From<crate::services::self_service::SelfServiceError> for ApiError {
+    fn from(e: crate::services::self_service::SelfServiceError) -> Self {
+        use crate::services::self_service::SelfServiceError;
+        match e {
+            SelfServiceError::NotFound => Self::not_found(),
+            // Not a sign-out trigger for the browser app, unlike the token
+            // errors: the user just mistyped.
+            SelfServiceError::WrongPassword => Self::new(
+                ErrorCode::InvalidCredentials,
+                "The current password is wrong.",
+            ),
+            SelfServiceError::Banned => Self::new(ErrorCode::UserBanned, "This account is banned."),
+            SelfServiceError::Revoked => Self::new(
+                ErrorCode::SessionRevoked,
+                "This session has been revoked; sign in again.",
+            )
+            .with_challenge(Challenge::BearerInvalidToken),
+            SelfServiceError::Unexpected(u) => u.into(),
+        }
+    }
+}

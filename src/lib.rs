@@ -9,6 +9,7 @@
     clippy::todo
 )]
 
+pub mod cleanup;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -10,6 +10,7 @@ use actix_web::dev::Server;
 use actix_web::middleware::{DefaultHeaders, Logger};
 use actix_web::{web, App, HttpServer};
 
+use crate::cleanup::{self, CleanupHandle};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db;
@@ -26,6 +27,7 @@ pub struct Application {
     port: u16,
     state: web::Data<AppState>,
     _listener: ListenerHandle,
+    _cleanup: CleanupHandle,
 }
 
 impl Application {
@@ -65,6 +67,9 @@ impl Application {
         .spawn()
         .map_err(|e| format!("cannot start the revocation listener: {e}"))?;
 
+        let cleanup_handle = cleanup::spawn(pool.clone(), settings.clone(), clock.clone())
+            .map_err(|e| format!("cannot start the cleanup job: {e}"))?;
+
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             pool,
@@ -73,6 +78,8 @@ impl Application {
             listener: listener_status,
             clock,
             dummy_hash: dummy_hash.into(),
+            metrics: http::metrics::Metrics::new().map_err(|e| format!("metrics: {e}"))?,
+            rate_limit: http::rate_limit::RateLimiter::new(&settings.rate_limit),
         });
 
         let address = (settings.server.host.as_str(), settings.server.port);
@@ -91,6 +98,8 @@ impl Application {
                 .app_data(
                     web::PathConfig::default().error_handler(|_, _| ApiError::not_found().into()),
                 )
+                .wrap(http::cors::CorsPolicy::new(app_state.settings.clone()))
+                .wrap(actix_web::middleware::from_fn(http::metrics::track))
                 .wrap(
                     DefaultHeaders::new()
                         .add(("X-Content-Type-Options", "nosniff"))
@@ -116,6 +125,7 @@ impl Application {
             port: local.port(),
             state,
             _listener: listener_handle,
+            _cleanup: cleanup_handle,
         })
     }
 
@@ -137,9 +147,13 @@ impl Application {
     /// stopped through the handle.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let Self {
-            server, _listener, ..
+            server,
+            _listener,
+            _cleanup,
+            ..
         } = self;
         let result = server.await;
+        drop(_cleanup);
         drop(_listener);
         result
     }

@@ -90,6 +90,12 @@ fn parse<T: DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Result<T, ApiError> {
     }
     match kind {
         Kind::Json => {
+            // serde would read a struct from an array of its fields too.
+            if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+                return Err(ApiError::invalid_request(
+                    "The request body must be a JSON object.",
+                ));
+            }
             let mut de = serde_json::Deserializer::from_slice(bytes);
             serde_path_to_error::deserialize(&mut de).map_err(|e| {
                 let path = e.path().to_string();
@@ -118,4 +124,26 @@ pub fn required(value: Option<String>, field: &'static str) -> Result<String, Ap
         Some(v) if !v.is_empty() => Ok(v),
         _ => Err(ApiError::invalid_request(format!("{field} is required"))),
     }
+}
+
+/// An optional free-text field (a display name, a ban reason): surrounding
+/// blanks trimmed, blank meaning absent, at most `max` characters, and no
+/// control characters.
+pub fn optional_text(
+    value: Option<String>,
+    field: &'static str,
+    max: usize,
+) -> Result<Option<String>, ApiError> {
+    let Some(text) = value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+    else {
+        return Ok(None);
+    };
+    if text.chars().count() > max || text.chars().any(char::is_control) {
+        return Err(ApiError::invalid_request(format!(
+            "{field} must be at most {max} characters, without control characters"
+        )));
+    }
+    Ok(Some(text))
 }

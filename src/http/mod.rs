@@ -1,9 +1,16 @@
 //! The HTTP layer: routes, extractors, request and response shapes. Handlers
 //! parse, call a service inside `web::block`, and shape the answer.
 
+mod account;
+mod admin;
 pub mod auth;
 pub mod body;
 pub mod browser;
+pub mod cors;
+pub mod jwks;
+pub mod metrics;
+pub mod openapi;
+pub mod rate_limit;
 mod routes;
 pub mod web_app;
 
@@ -12,6 +19,9 @@ use std::sync::Arc;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::DbPool;
@@ -19,6 +29,7 @@ use crate::domain::revocation::RevokedSessions;
 use crate::domain::tokens::Tokens;
 use crate::error::ApiError;
 use crate::listener::ListenerStatus;
+use crate::services::revocation_horizon;
 
 /// What every handler shares.
 pub struct AppState {
@@ -30,6 +41,10 @@ pub struct AppState {
     pub clock: Clock,
     /// Verified against for unknown usernames (see `services::accounts`).
     pub dummy_hash: Arc<str>,
+    /// This instance's Prometheus registry (`/metrics`).
+    pub metrics: metrics::Metrics,
+    /// The per-client-IP limit on login and register (this instance only).
+    pub rate_limit: rate_limit::RateLimiter,
 }
 
 pub use routes::configure;
@@ -77,4 +92,20 @@ pub fn user_agent(req: &HttpRequest) -> Option<String> {
 /// `204 No Content`.
 pub fn no_content() -> HttpResponse {
     HttpResponse::NoContent().finish()
+}
+
+/// Refuses the access tokens of sessions just revoked on this instance at
+/// once (the other instances hear of them through the database), and counts
+/// them for `/metrics` under `reason`.
+pub fn remember_revoked(
+    state: &AppState,
+    reason: &'static str,
+    revoked: Vec<Uuid>,
+    now: DateTime<Utc>,
+) {
+    state.metrics.revoked(reason, revoked.len());
+    let keep_until = now.timestamp() + revocation_horizon(&state.settings);
+    state
+        .revoked
+        .extend(revoked.into_iter().map(|id| (id, keep_until)));
 }

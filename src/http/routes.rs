@@ -1,18 +1,29 @@
 //! The routes of API.md section 3 and the handlers behind them.
 
+use actix_web::body::{BoxBody, EitherBody};
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, CacheControl, CacheDirective};
-use actix_web::{web, HttpRequest, HttpResponse, Resource};
+use actix_web::http::StatusCode;
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::{web, HttpRequest, HttpResponse, Resource, ResponseError};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::auth::{bearer_token, token_error, Authenticated};
-use super::body::{required, Body};
-use super::{blocking, browser, client_ip, user_agent, web_app, AppState};
+use super::body::{optional_text, required, Body};
+use super::openapi::{BodyErrors, ErrorBody};
+use super::{
+    blocking, browser, client_ip, rate_limit, remember_revoked, user_agent, web_app, AppState,
+};
 use crate::domain::{Password, Username};
 use crate::error::{ApiError, ErrorCode};
 use crate::services::accounts::{self, LoginAttempt};
 use crate::services::logout::{self, LogoutScope};
-use crate::services::{refresh, revocation_horizon, TokenPair, UserSummary};
+use crate::services::{refresh, TokenPair, UserSummary};
+
+/// The longest display name, in characters.
+const MAX_NAME_CHARS: usize = 100;
 
 type State = web::Data<AppState>;
 
@@ -27,28 +38,75 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/token").route(web::post().to(refresh_pair)))
         .service(resource("/auth/logout").route(web::post().to(logout)))
         .service(resource("/api/me").route(web::get().to(me)))
-        .service(resource("/restricted").route(web::get().to(restricted)));
+        .service(resource("/restricted").route(web::get().to(restricted)))
+        .service(resource("/.well-known/jwks.json").route(web::get().to(super::jwks::jwks)))
+        .service(resource("/metrics").route(web::get().to(super::metrics::scrape)))
+        .service(resource("/openapi.json").route(web::get().to(super::openapi::openapi_json)));
+    super::account::configure(cfg);
+    super::admin::configure(cfg);
     web_app::configure(cfg);
 }
 
 /// A resource whose other methods answer `405` in the contract's shape.
-pub fn resource(path: &str) -> Resource {
-    web::resource(path).default_service(web::to(|| async {
-        Err::<HttpResponse, _>(ApiError::method_not_allowed())
-    }))
+/// Actix's own `405` carries the `Allow` header RFC 9110 requires, listing
+/// the methods the routes registered; the body is replaced, the header kept.
+pub fn resource(
+    path: &str,
+) -> Resource<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<EitherBody<BoxBody>>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    web::resource(path)
+        .wrap(ErrorHandlers::new().handler(StatusCode::METHOD_NOT_ALLOWED, method_not_allowed))
 }
 
+fn method_not_allowed<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let allow = res.headers().get(header::ALLOW).cloned();
+    let (req, _) = res.into_parts();
+    let mut response = ApiError::method_not_allowed().error_response();
+    if let Some(allow) = allow {
+        response.headers_mut().insert(header::ALLOW, allow);
+    }
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, response).map_into_right_body(),
+    ))
+}
+
+/// `{"status": "ok"}` or `{"status": "ready"}`.
+#[derive(Serialize, ToSchema)]
+struct Status {
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
+/// Answers while the process runs.
+#[utoipa::path(get, path = "/health", tag = "service",
+    responses((status = 200, body = Status, description = "The process runs")))]
 async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+    HttpResponse::Ok().json(Status { status: "ok" })
 }
 
+/// Ready when the database answers and the revocation listener has caught up.
+#[utoipa::path(get, path = "/ready", tag = "service", responses(
+    (status = 200, body = Status, description = "Ready"),
+    (status = 503, body = ErrorBody, description = "unavailable: the database or the listener is not ready"),
+))]
 async fn ready(state: State) -> Result<HttpResponse, ApiError> {
     let pool = state.pool.clone();
     blocking(move || {
         use diesel::connection::SimpleConnection;
-        let mut conn = pool.get().map_err(|_| ApiError::unavailable())?;
-        conn.batch_execute("SELECT 1")
-            .map_err(|_| ApiError::unavailable())
+        let mut conn = pool.get().map_err(crate::db::StoreError::from)?;
+        // Whatever the failure, /ready says "unavailable"; the conversion
+        // still lets the pool drop a connection that was lost.
+        conn.batch_execute("SELECT 1").map_err(|e| {
+            drop(crate::db::StoreError::from(e));
+            ApiError::unavailable()
+        })
     })
     .await?;
     if !state.listener.is_healthy() {
@@ -58,17 +116,30 @@ async fn ready(state: State) -> Result<HttpResponse, ApiError> {
         )
         .with_retry_after(1));
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
+    Ok(HttpResponse::Ok().json(Status { status: "ready" }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RegisterRequest {
+    /// 3 to 32 of `A-Z a-z 0-9 _ . -`, unique without regard to case.
+    #[schema(
+        required = true,
+        nullable = false,
+        min_length = 3,
+        max_length = 32,
+        pattern = "^[A-Za-z0-9_.-]{3,32}$"
+    )]
     username: Option<String>,
+    /// 8 to 128 characters.
+    #[schema(required = true, nullable = false, min_length = 8, max_length = 128)]
     password: Option<String>,
+    /// A display name of at most 100 characters, without control
+    /// characters; blank means none.
+    #[schema(max_length = 100, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     name: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct UserCreated {
     id: Uuid,
     username: String,
@@ -77,20 +148,25 @@ struct UserCreated {
     created_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// A display name: at most 100 characters; blank means none.
-fn display_name(name: Option<String>) -> Result<Option<String>, ApiError> {
-    let Some(name) = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()) else {
-        return Ok(None);
-    };
-    if name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ApiError::invalid_request(
-            "name must be at most 100 characters, without control characters",
-        ));
-    }
-    Ok(Some(name))
-}
-
-async fn register(state: State, body: Body<RegisterRequest>) -> Result<HttpResponse, ApiError> {
+/// Creates an account.
+#[utoipa::path(post, path = "/auth/register", tag = "auth",
+    request_body(content(
+        (RegisterRequest = "application/json"),
+        (RegisterRequest = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 201, body = UserCreated, description = "Created"),
+        (status = 400, body = ErrorBody, description = "invalid_request: a field is missing or malformed"),
+        (status = 403, body = ErrorBody, description = "forbidden: registration is closed"),
+        (status = 409, body = ErrorBody, description = "conflict: the username is taken"),
+        (status = 429, body = ErrorBody, description = "rate_limited (Retry-After)"),
+        BodyErrors,
+    ))]
+async fn register(
+    state: State,
+    req: HttpRequest,
+    body: Body<RegisterRequest>,
+) -> Result<HttpResponse, ApiError> {
+    rate_limit::check_client(&state, &req)?;
     if !state.settings.auth.allow_registration {
         return Err(ApiError::new(
             ErrorCode::Forbidden,
@@ -102,7 +178,7 @@ async fn register(state: State, body: Body<RegisterRequest>) -> Result<HttpRespo
         Username::parse(&required(req.username, "username")?).map_err(ApiError::invalid_request)?;
     let password = Password::parse(&required(req.password, "password")?, "password")
         .map_err(ApiError::invalid_request)?;
-    let name = display_name(req.name)?;
+    let name = optional_text(req.name, "name", MAX_NAME_CHARS)?;
     let (pool, cost, now) = (
         state.pool.clone(),
         state.settings.auth.bcrypt_cost,
@@ -129,17 +205,34 @@ async fn register(state: State, body: Body<RegisterRequest>) -> Result<HttpRespo
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct LoginRequest {
+    #[schema(required = true, nullable = false, min_length = 1)]
     username: Option<String>,
+    #[schema(required = true, nullable = false, min_length = 1)]
     password: Option<String>,
 }
 
+/// Signs in: a new session and its token pair. With `X-Keyward-Client: spa`
+/// the refresh token goes into the `keyward_refresh` cookie instead.
+#[utoipa::path(post, path = "/auth/login", tag = "auth",
+    request_body(content(
+        (LoginRequest = "application/json"),
+        (LoginRequest = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, body = TokenPairBody, description = "A token pair (Cache-Control: no-store)"),
+        (status = 400, body = ErrorBody, description = "invalid_request: a field is missing"),
+        (status = 401, body = ErrorBody, description = "invalid_credentials"),
+        (status = 403, body = ErrorBody, description = "user_banned"),
+        (status = 429, body = ErrorBody, description = "rate_limited (Retry-After)"),
+        BodyErrors,
+    ))]
 async fn login(
     state: State,
     req: HttpRequest,
     body: Body<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    rate_limit::check_client(&state, &req)?;
     let username = required(body.0.username, "username")?;
     let password = required(body.0.password, "password")?;
     let ip = client_ip(&req, &state.settings);
@@ -161,15 +254,31 @@ async fn login(
             shared.clock.now(),
         )
     })
-    .await?;
-    Ok(token_response(&req, &state, pair))
+    .await;
+    state.metrics.login(&pair);
+    Ok(token_response(&req, &state, pair?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RefreshRequest {
+    /// The refresh token; in browser mode the `keyward_refresh` cookie
+    /// stands in for it.
     refresh_token: Option<String>,
 }
 
+/// Rotates a refresh token: a new pair. A replayed token revokes its session.
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth",
+    request_body(content(
+        (Option<RefreshRequest> = "application/json"),
+        (Option<RefreshRequest> = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, body = TokenPairBody, description = "A token pair (Cache-Control: no-store)"),
+        (status = 400, body = ErrorBody, description = "invalid_request: malformed body"),
+        (status = 401, body = ErrorBody,
+         description = "invalid_token, token_expired, token_reused or session_revoked"),
+        (status = 403, body = ErrorBody, description = "user_banned, or forbidden (browser origin)"),
+        BodyErrors,
+    ))]
 async fn refresh_pair(
     state: State,
     req: HttpRequest,
@@ -193,7 +302,7 @@ async fn refresh_pair(
     let shared = state.clone();
     let session = claims.sid;
     let outcome = blocking(move || {
-        let mut conn = shared.pool.get().map_err(|_| ApiError::unavailable())?;
+        let mut conn = shared.pool.get().map_err(crate::db::StoreError::from)?;
         refresh::refresh(
             &mut conn,
             &shared.tokens,
@@ -205,27 +314,43 @@ async fn refresh_pair(
         .map_err(ApiError::from)
     })
     .await;
+    state.metrics.refresh(&outcome);
     match outcome {
         Ok(pair) => Ok(token_response(&req, &state, pair)),
         Err(e) => {
             if e.code == ErrorCode::TokenReused {
                 // Refuse the session's access tokens here at once; the other
                 // instances hear of it through the database.
-                state.revoked.insert(
-                    session,
-                    now.timestamp() + revocation_horizon(&state.settings),
-                );
+                remember_revoked(&state, "reuse_detected", vec![session], now);
             }
             Err(e)
         }
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct LogoutQuery {
+    /// `this` (the default), `all` or `others`.
+    #[param(pattern = "^(|this|current|all|others)$")]
     scope: Option<String>,
 }
 
+/// Ends this session (or all, or all others) with a refresh token in the body
+/// or cookie, or a Bearer access token.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth",
+    params(LogoutQuery),
+    request_body(content(
+        (Option<RefreshRequest> = "application/json"),
+        (Option<RefreshRequest> = "application/x-www-form-urlencoded"))),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 400, body = ErrorBody, description = "invalid_request: unknown scope"),
+        (status = 401, body = ErrorBody, description = "invalid_token or token_expired"),
+        (status = 403, body = ErrorBody, description = "forbidden (browser origin)"),
+        BodyErrors,
+    ))]
 async fn logout(
     state: State,
     req: HttpRequest,
@@ -270,15 +395,12 @@ async fn logout(
     let ip = client_ip(&req, &state.settings);
     let pool = state.pool.clone();
     let revoked = blocking(move || {
-        let mut conn = pool.get().map_err(|_| ApiError::unavailable())?;
+        let mut conn = pool.get().map_err(crate::db::StoreError::from)?;
         logout::logout(&mut conn, user_id, session_id, scope, ip.as_deref(), now)
             .map_err(|e| ApiError::from(crate::db::StoreError::from(e)))
     })
     .await?;
-    let keep_until = now.timestamp() + revocation_horizon(&state.settings);
-    state
-        .revoked
-        .extend(revoked.into_iter().map(|id| (id, keep_until)));
+    remember_revoked(&state, "logout", revoked, now);
     let mut response = HttpResponse::NoContent();
     if browser_mode {
         response.cookie(browser::cleared_cookie(&state.settings));
@@ -286,7 +408,7 @@ async fn logout(
     Ok(response.finish())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Me {
     id: Uuid,
     username: String,
@@ -295,6 +417,13 @@ struct Me {
     session_id: Uuid,
 }
 
+/// Who the access token says the caller is.
+#[utoipa::path(get, path = "/api/me", tag = "account", security(("bearer" = [])),
+    responses(
+        (status = 200, body = Me, description = "From the token alone"),
+        (status = 401, body = ErrorBody,
+         description = "invalid_token, token_expired or session_revoked (WWW-Authenticate)"),
+    ))]
 async fn me(auth: Authenticated) -> HttpResponse {
     let c = auth.0;
     HttpResponse::Ok().json(Me {
@@ -307,6 +436,12 @@ async fn me(auth: Authenticated) -> HttpResponse {
 }
 
 /// The tutorial's greeting.
+#[utoipa::path(get, path = "/restricted", tag = "account", security(("bearer" = [])),
+    responses(
+        (status = 200, body = String, content_type = "text/plain", description = "Welcome <name>!"),
+        (status = 401, body = ErrorBody,
+         description = "invalid_token, token_expired or session_revoked (WWW-Authenticate)"),
+    ))]
 async fn restricted(auth: Authenticated) -> HttpResponse {
     let c = auth.0;
     let name = c.name.unwrap_or(c.username);
@@ -315,11 +450,15 @@ async fn restricted(auth: Authenticated) -> HttpResponse {
         .body(format!("Welcome {name}!"))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct TokenPairBody<'a> {
     access_token: &'a str,
+    /// Absent in browser mode (`X-Keyward-Client: spa`): then it is the
+    /// `keyward_refresh` cookie.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     refresh_token: Option<&'a str>,
+    #[schema(example = "Bearer")]
     token_type: &'static str,
     expires_in: i64,
     refresh_expires_in: i64,
@@ -327,7 +466,7 @@ struct TokenPairBody<'a> {
     user: &'a UserSummaryBody,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct UserSummaryBody {
     id: Uuid,
     username: String,

@@ -30,14 +30,23 @@ fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
         .body(body)
 }
 
+/// The browser app's page.
+#[utoipa::path(get, path = "/", tag = "browser",
+    responses((status = 200, body = String, content_type = "text/html", description = "The app's page")))]
 async fn index() -> HttpResponse {
     asset("text/html; charset=utf-8", INDEX_HTML)
 }
 
+/// The browser app's script.
+#[utoipa::path(get, path = "/app.js", tag = "browser",
+    responses((status = 200, body = String, content_type = "text/javascript", description = "The app's script")))]
 async fn app_js() -> HttpResponse {
     asset("text/javascript; charset=utf-8", APP_JS)
 }
 
+/// The browser app's style sheet.
+#[utoipa::path(get, path = "/style.css", tag = "browser",
+    responses((status = 200, body = String, content_type = "text/css", description = "The app's style sheet")))]
 async fn style_css() -> HttpResponse {
     asset("text/css; charset=utf-8", STYLE_CSS)
 }

@@ -86,7 +86,11 @@ pub fn login(
     now: DateTime<Utc>,
 ) -> Result<TokenPair, LoginError> {
     let throttle_key = attempt.username.to_lowercase();
-    let lockout = settings.rate_limit.enabled;
+    // PostgreSQL text cannot hold a NUL byte (the query would fail), and no
+    // account's name has one: such a name is looked up nowhere and fails
+    // like an unknown one, after the same dummy verification.
+    let storable = !attempt.username.contains('\0');
+    let lockout = settings.rate_limit.enabled && storable;
     let user = {
         let mut conn = pool.get().map_err(Unexpected::from)?;
         if lockout {
@@ -95,7 +99,11 @@ pub fn login(
                 return Err(LoginError::LockedOut { retry_after });
             }
         }
-        users::find_by_username(&mut conn, attempt.username)?
+        if storable {
+            users::find_by_username(&mut conn, attempt.username)?
+        } else {
+            None
+        }
     };
 
     let hash = user

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod keys;
 pub mod logout;
 pub mod refresh;
+pub mod self_service;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;

@@ -387,3 +387,79 @@ pub fn header_of(token: &str) -> Value {
         .unwrap();
     serde_json::from_slice(&bytes).unwrap()
 }
+
+impl TestApp {
+    /// Registers a user, makes them an administrator and signs them in;
+    /// returns the user and an access token.
+    pub async fn admin(&self, db: &TestDb) -> (User, String) {
+        let user = self.register().await;
+        self.make_admin(db, &user);
+        let pair = self.login(&user).await;
+        let token = pair["access_token"].as_str().unwrap().to_string();
+        (user, token)
+    }
+
+    /// A sign-in attempt, whatever its answer.
+    pub async fn try_login(&self, user: &User) -> Reply {
+        self.post_json(
+            "/auth/login",
+            &json!({"username": user.username, "password": user.password}),
+            None,
+        )
+        .await
+    }
+
+    /// `GET /api/me` with the access token of a token pair.
+    pub async fn me(&self, pair: &Value) -> Reply {
+        self.get("/api/me", Some(field(pair, "access_token"))).await
+    }
+
+    /// A form POST with a Bearer token.
+    pub async fn post_form_with_token(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        token: &str,
+    ) -> Reply {
+        let body = serde_urlencoded::to_string(fields).unwrap();
+        let req = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        read(req.send().await.unwrap()).await
+    }
+}
+
+/// Inserts a user straight into the database (no password works for it);
+/// returns its id.
+pub fn insert_user(db: &TestDb, username: &str) -> String {
+    let id = uuid::Uuid::new_v4().to_string();
+    db.exec(&format!(
+        "INSERT INTO users (id, username, password_hash, created_at) \
+         VALUES ('{id}', '{username}', 'not-a-hash', now())"
+    ));
+    id
+}
+
+/// The single `bigint` a query returns (`SELECT count(*) …`).
+pub fn query_i64(db: &TestDb, sql: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Value {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        value: i64,
+    }
+    use diesel::RunQueryDsl;
+    diesel::sql_query(format!("SELECT ({sql}) AS value"))
+        .get_result::<Value>(&mut db.connect())
+        .unwrap()
+        .value
+}
+
+/// A text field of a JSON body (a token pair's `access_token`, say).
+pub fn field<'a>(value: &'a Value, key: &str) -> &'a str {
+    value[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text field {key} in {value}"))
+}

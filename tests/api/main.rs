@@ -5,7 +5,14 @@
 #[allow(dead_code)]
 mod helpers;
 
+mod admin;
 mod basics;
+mod browser;
+mod e2e;
+mod hardening;
 mod logout;
+mod operations;
 mod refresh;
+mod revocation;
+mod sessions;
 mod tokens;

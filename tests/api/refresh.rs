@@ -128,8 +128,17 @@ async fn expiry_slides_but_never_past_the_session_maximum() {
     app.clock.advance(TimeDelta::seconds(80));
     let r = app.refresh(pair["refresh_token"].as_str().unwrap()).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    // now = 80: min(80 + 100, 0 + 150) = 150, so 70 seconds left.
-    assert_eq!(r.json["refresh_expires_in"], 70);
+    // Rotated at about 80 s: min(80 + 100, 0 + 150) = 150, capped by the
+    // session maximum. Counted from the tokens' own whole-second times, as a
+    // second boundary may pass between the requests.
+    let created = claims(pair["refresh_token"].as_str().unwrap())["iat"]
+        .as_i64()
+        .unwrap();
+    let rotated = claims(r.json["refresh_token"].as_str().unwrap());
+    let rotated_at = rotated["iat"].as_i64().unwrap();
+    assert!((80..=81).contains(&(rotated_at - created)));
+    assert_eq!(rotated["exp"].as_i64().unwrap(), created + 150);
+    assert_eq!(r.json["refresh_expires_in"], created + 150 - rotated_at);
     app.clock.advance(TimeDelta::seconds(75));
     let r = app.refresh(r.json["refresh_token"].as_str().unwrap()).await;
     assert_eq!(r.status, 401, "past the session maximum: {}", r.text);
