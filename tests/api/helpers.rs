@@ -70,6 +70,24 @@ fn database_exists(conn: &mut PgConnection, name: &str) -> bool {
         .found
 }
 
+fn stale_templates(conn: &mut PgConnection, current: &str) -> Vec<String> {
+    #[derive(diesel::QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        datname: String,
+    }
+    use diesel::RunQueryDsl;
+    diesel::sql_query(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'keyward\\_tpl\\_%' AND datname <> $1",
+    )
+    .bind::<diesel::sql_types::Text, _>(current)
+    .load::<Name>(conn)
+    .unwrap()
+    .into_iter()
+    .map(|n| n.datname)
+    .collect()
+}
+
 /// A database of its own for one test, dropped (with any connections left)
 /// when the test ends.
 pub struct TestDb {
@@ -85,6 +103,11 @@ impl TestDb {
         conn.batch_execute(&format!("SELECT pg_advisory_lock({TEMPLATE_LOCK})"))
             .unwrap();
         if !database_exists(&mut conn, template) {
+            // Templates of earlier migrations are of no more use.
+            for stale in stale_templates(&mut conn, template) {
+                let _ =
+                    conn.batch_execute(&format!("DROP DATABASE IF EXISTS {stale} WITH (FORCE)"));
+            }
             conn.batch_execute(&format!("CREATE DATABASE {template}"))
                 .unwrap();
             keyward::db::prepare_database(&format!("{}/{template}", pg_base())).unwrap();
