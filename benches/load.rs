@@ -923,6 +923,17 @@ async fn wait_ready(addr: SocketAddr) {
 const RAW_CAS: &str = "UPDATE sessions SET previous_jti = current_jti, current_jti = $1, \
      rotated_at = now(), last_used_at = now() WHERE id = $2 AND current_jti = $3";
 
+/// The same compare-and-swap writing the `refreshed` event in the same
+/// statement, as `db::sessions::rotate` does: what the event log costs a
+/// rotation at the database.
+const RAW_CAS_WITH_EVENT: &str =
+    "WITH rotated AS (UPDATE sessions SET previous_jti = current_jti, \
+     current_jti = $1, rotated_at = now(), last_used_at = now() \
+     WHERE id = $2 AND current_jti = $3 RETURNING id, user_id), \
+     logged AS (INSERT INTO events (at, kind, user_id, session_id) \
+       SELECT now(), 'refreshed', user_id, id FROM rotated) \
+     SELECT id FROM rotated";
+
 #[derive(QueryableByName)]
 struct IdJti {
     #[diesel(sql_type = SqlUuid)]
@@ -935,6 +946,7 @@ struct IdJti {
 /// `jti` of its own row for `duration`.
 fn run_raw_update(
     db: &BenchDb,
+    sql: &'static str,
     rows: &mut [(Uuid, Uuid)],
     concurrency: usize,
     duration: Duration,
@@ -956,7 +968,7 @@ fn run_raw_update(
                 while Instant::now() < deadline {
                     let next = Uuid::new_v4();
                     let started = Instant::now();
-                    match diesel::sql_query(RAW_CAS)
+                    match diesel::sql_query(sql)
                         .bind::<SqlUuid, _>(next)
                         .bind::<SqlUuid, _>(id)
                         .bind::<SqlUuid, _>(current)
@@ -1439,7 +1451,7 @@ fn main() {
         for (scenario, d) in plan {
             server.reset_peak_rss();
             let (tally, seconds) = if scenario == Scenario::RawUpdate {
-                run_raw_update(&db, &mut raw, c, d)
+                run_raw_update(&db, RAW_CAS, &mut raw, c, d)
             } else {
                 let mine: Vec<Session> = sessions.drain(..c).collect();
                 let (tally, seconds, mut back) =
@@ -1546,6 +1558,18 @@ fn main() {
     at_big.label = format!("refresh, {} sessions", human(big));
     let plan_big = explain_rotation(&mut admin);
 
+    // What the event log costs a rotation: the raw compare-and-swap with and
+    // without the `refreshed` event in the same statement, interleaved.
+    let (mut cas_plain, mut cas_event) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        cas_plain.push(run_raw_update(&db, RAW_CAS, &mut raw, rc, slice));
+        cas_event.push(run_raw_update(&db, RAW_CAS_WITH_EVENT, &mut raw, rc, slice));
+    }
+    let mut cas_plain = Stats::from_slices(Scenario::RawUpdate, rc, cas_plain);
+    cas_plain.label = "raw CAS UPDATE".into();
+    let mut cas_event = Stats::from_slices(Scenario::RawUpdate, rc, cas_event);
+    cas_event.label = "raw CAS UPDATE + event".into();
+
     // Verifying an access token includes a look-up in the in-memory set of
     // revoked sessions: /api/me against /health, interleaved, with the set
     // (nearly) empty and then holding 100,000 sessions, loaded the way an
@@ -1586,6 +1610,8 @@ fn main() {
     flood.print_row();
     at_small.print_row();
     at_big.print_row();
+    cas_plain.print_row();
+    cas_event.print_row();
     health_set0.print_row();
     me_set0.print_row();
     health_set1.print_row();
@@ -1684,6 +1710,16 @@ fn main() {
             ),
         ),
         ratio(
+            "CAS with event / without",
+            cas_event.rps / cas_plain.rps,
+            None,
+            None,
+            format!(
+                "{:.0} / {:.0} rotations/s at the database (x{rc}): the cost of the refreshed event",
+                cas_event.rps, cas_plain.rps
+            ),
+        ),
+        ratio(
             "/api/me / /health, set empty",
             me_set0.rps / health_set0.rps,
             Some(0.9),
@@ -1751,6 +1787,8 @@ fn main() {
     extra.insert("login_probe_flood", flood.json());
     extra.insert("refresh_small_table", at_small.json());
     extra.insert("refresh_large_table", at_big.json());
+    extra.insert("raw_cas_without_event", cas_plain.json());
+    extra.insert("raw_cas_with_event", cas_event.json());
     extra.insert("health_revocation_set_empty", health_set0.json());
     extra.insert("me_revocation_set_empty", me_set0.json());
     extra.insert("health_revocation_set_100k", health_set1.json());

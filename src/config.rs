@@ -9,6 +9,10 @@ use serde::Deserialize;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
+/// The longest lifetime or retention a setting may name: ten years, in
+/// seconds (or days, for the retention settings).
+const MAX_DURATION: i64 = 315_360_000;
+
 /// Every setting keyward reads.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
@@ -174,12 +178,19 @@ impl Settings {
             if value < 1 {
                 return bad(key, "must be at least 1");
             }
+            // Far beyond any sensible lifetime, and far from where adding
+            // it to a timestamp could overflow.
+            if value > MAX_DURATION {
+                return bad(key, "must be at most 315360000 (ten years)");
+            }
         }
-        if auth.reuse_grace_seconds < 0 {
-            return bad("auth.reuse_grace_seconds", "must be at least 0");
-        }
-        if auth.leeway_seconds < 0 {
-            return bad("auth.leeway_seconds", "must be at least 0");
+        for (key, value) in [
+            ("auth.reuse_grace_seconds", auth.reuse_grace_seconds),
+            ("auth.leeway_seconds", auth.leeway_seconds),
+        ] {
+            if !(0..=86_400).contains(&value) {
+                return bad(key, "must be between 0 and 86400");
+            }
         }
         if self.rate_limit.lockout_threshold < 1 {
             return bad("rate_limit.lockout_threshold", "must be at least 1");
@@ -277,6 +288,11 @@ mod tests {
                 "auth.access_ttl_seconds",
             ),
             ("KEYWARD__AUTH__LEEWAY_SECONDS", "-1", "auth.leeway_seconds"),
+            (
+                "KEYWARD__AUTH__REFRESH_TTL_SECONDS",
+                "1000000000000000000",
+                "auth.refresh_ttl_seconds",
+            ),
             ("KEYWARD__SERVER__PORT", "70000", "port"),
             ("KEYWARD__AUTH__JWT_SECRET", "short", "auth.jwt_secret"),
             ("KEYWARD__AUTH__ALGORITHM", "RS256", "algorithm"),

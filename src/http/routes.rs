@@ -19,7 +19,7 @@ use super::{
 use crate::domain::{Password, Username};
 use crate::error::{ApiError, ErrorCode};
 use crate::services::accounts::{self, LoginAttempt};
-use crate::services::logout::{self, LogoutScope};
+use crate::services::logout::{self, LogoutScope, LogoutToken};
 use crate::services::{refresh, TokenPair, UserSummary};
 
 /// The longest display name, in characters.
@@ -357,7 +357,8 @@ async fn logout(
     query: web::Query<LogoutQuery>,
     body: Body<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let scope = LogoutScope::parse(query.scope.as_deref()).map_err(ApiError::invalid_request)?;
+    let mut scope =
+        LogoutScope::parse(query.scope.as_deref()).map_err(ApiError::invalid_request)?;
     let browser_mode = browser::is_browser(&req);
     if browser_mode {
         browser::check_origin(&req, &state.settings)?;
@@ -370,20 +371,32 @@ async fn logout(
         .refresh_token
         .filter(|t| !t.is_empty())
         .or_else(|| browser::refresh_cookie(&req));
-    let (user_id, session_id) = match (refresh, bearer_token(&req)) {
+    let token = match (refresh, bearer_token(&req)) {
         (Some(token), _) => {
             let c = state
                 .tokens
                 .verify_refresh(&token, now.timestamp())
                 .map_err(token_error)?;
-            (c.sub, c.sid)
+            LogoutToken {
+                user_id: c.sub,
+                session_id: c.sid,
+                refresh_jti: Some(c.jti),
+            }
         }
         (None, Some(token)) => {
             let c = state
                 .tokens
                 .verify_access(token, now.timestamp())
                 .map_err(token_error)?;
-            (c.sub, c.sid)
+            // An access token of a session revoked here may only end itself.
+            if state.revoked.contains(&c.sid) {
+                scope = LogoutScope::This;
+            }
+            LogoutToken {
+                user_id: c.sub,
+                session_id: c.sid,
+                refresh_jti: None,
+            }
         }
         (None, None) => {
             return Err(ApiError::new(
@@ -394,9 +407,10 @@ async fn logout(
     };
     let ip = client_ip(&req, &state.settings);
     let pool = state.pool.clone();
+    let grace = state.settings.auth.reuse_grace_seconds;
     let revoked = blocking(move || {
         let mut conn = pool.get().map_err(crate::db::StoreError::from)?;
-        logout::logout(&mut conn, user_id, session_id, scope, ip.as_deref(), now)
+        logout::logout(&mut conn, token, scope, grace, ip.as_deref(), now)
             .map_err(|e| ApiError::from(crate::db::StoreError::from(e)))
     })
     .await?;

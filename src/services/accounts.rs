@@ -85,11 +85,13 @@ pub fn login(
     attempt: &LoginAttempt<'_>,
     now: DateTime<Utc>,
 ) -> Result<TokenPair, LoginError> {
-    let throttle_key = attempt.username.to_lowercase();
-    // PostgreSQL text cannot hold a NUL byte (the query would fail), and no
-    // account's name has one: such a name is looked up nowhere and fails
-    // like an unknown one, after the same dummy verification.
-    let storable = !attempt.username.contains('\0');
+    // Only a name that could be a username is looked up. Anything else (a
+    // NUL byte, which PostgreSQL text cannot hold; non-ASCII letters, whose
+    // lower case differs between Rust and PostgreSQL and would split one
+    // account's lockout count over several keys) fails like an unknown
+    // name, after the same dummy verification.
+    let storable = Username::parse(attempt.username).is_ok();
+    let throttle_key = attempt.username.to_ascii_lowercase();
     let lockout = settings.rate_limit.enabled && storable;
     let user = {
         let mut conn = pool.get().map_err(Unexpected::from)?;
@@ -134,16 +136,6 @@ pub fn login(
             return Err(LoginError::InvalidCredentials);
         }
     };
-    if user.is_banned(now) {
-        events::record(
-            &mut conn,
-            NewEvent::new(EventKind::LoginFailed, now)
-                .user(user.id)
-                .ip(attempt.ip)
-                .detail(serde_json::json!({"reason": "banned"})),
-        )?;
-        return Err(LoginError::Banned);
-    }
 
     let now_s = whole_seconds(now);
     let refresh = RefreshState {
@@ -159,6 +151,23 @@ pub fn login(
             ),
     };
     conn.transaction(|conn| {
+        // The connection was let go during bcrypt: read the user again, and
+        // lock the row, so that a ban or a password change made meanwhile
+        // either sees this session (and revokes it) or is seen here.
+        let current = users::find_for_update(conn, user.id)?;
+        let Some(current) = current.filter(|c| c.password_hash == user.password_hash) else {
+            return Err(LoginError::InvalidCredentials);
+        };
+        if current.is_banned(now) {
+            events::record(
+                conn,
+                NewEvent::new(EventKind::LoginFailed, now)
+                    .user(user.id)
+                    .ip(attempt.ip)
+                    .detail(serde_json::json!({"reason": "banned"})),
+            )?;
+            return Ok(Err(LoginError::Banned));
+        }
         sessions::insert(
             conn,
             &sessions::NewSession {
@@ -183,8 +192,9 @@ pub fn login(
                 .user(user.id)
                 .session(refresh.session_id)
                 .ip(attempt.ip),
-        )
-    })?;
+        )?;
+        Ok(Ok(()))
+    })??;
     let summary = UserSummary {
         id: user.id,
         username: user.username,

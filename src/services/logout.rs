@@ -27,23 +27,62 @@ impl LogoutScope {
     }
 }
 
+/// The token a logout was made with.
+#[derive(Debug, Clone, Copy)]
+pub struct LogoutToken {
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+    /// The refresh token's `jti`, when the logout came with one.
+    pub refresh_jti: Option<Uuid>,
+}
+
 /// Revokes the sessions `scope` names and records one `logout` event; returns
 /// the ids revoked now. Already revoked sessions are left alone, so logging
 /// out twice is not an error.
+///
+/// Ending *other* sessions takes a session that is still live and, for a
+/// refresh token, its current token (or the previous one inside the grace
+/// window): otherwise a leaked old token could sign the user out of every
+/// new session for as long as it stays unexpired. Such a token still ends
+/// its own session.
 pub fn logout(
     conn: &mut DbConn,
-    user_id: Uuid,
-    session_id: Uuid,
+    token: LogoutToken,
     scope: LogoutScope,
+    grace_seconds: i64,
     ip: Option<&str>,
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<Uuid>> {
-    let which = match scope {
-        LogoutScope::This => Scope::One(session_id),
-        LogoutScope::All => Scope::AllOfUser,
-        LogoutScope::Others => Scope::AllOfUserExcept(session_id),
-    };
+    let LogoutToken {
+        user_id,
+        session_id,
+        refresh_jti,
+    } = token;
     conn.transaction(|conn| {
+        let scope = if scope == LogoutScope::This {
+            scope
+        } else {
+            let session = sessions::find(conn, session_id)?.filter(|s| s.user_id == user_id);
+            let entitled = session.is_some_and(|s| {
+                let live = s.revoked_at.is_none() && s.expires_at > now;
+                let token_current = refresh_jti.is_none_or(|jti| {
+                    jti == s.current_jti
+                        || (s.previous_jti == Some(jti)
+                            && now.timestamp() - s.rotated_at.timestamp() <= grace_seconds)
+                });
+                live && token_current
+            });
+            if entitled {
+                scope
+            } else {
+                LogoutScope::This
+            }
+        };
+        let which = match scope {
+            LogoutScope::This => Scope::One(session_id),
+            LogoutScope::All => Scope::AllOfUser,
+            LogoutScope::Others => Scope::AllOfUserExcept(session_id),
+        };
         let revoked = sessions::revoke(conn, user_id, which, "logout", now)?;
         if !revoked.is_empty() {
             let scope = match scope {

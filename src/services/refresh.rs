@@ -1,7 +1,7 @@
 //! Rotating a refresh token: one compare-and-swap on the session row, a
 //! grace window for concurrent callers, and replay detection.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
@@ -114,8 +114,13 @@ fn explain_failed_rotation(
     if session.revoked_at.is_some() || session.expires_at <= now {
         return Err(RefreshError::Revoked);
     }
-    let grace = TimeDelta::seconds(settings.auth.reuse_grace_seconds);
-    if session.previous_jti == Some(claims.jti) && session.rotated_at + grace >= now {
+    // Counted in whole seconds on both sides: `rotated_at` is stored cut to
+    // the second, and comparing it with an uncut `now` would shorten the
+    // window by up to a second.
+    let since_rotation = now.timestamp() - session.rotated_at.timestamp();
+    if session.previous_jti == Some(claims.jti)
+        && since_rotation <= settings.auth.reuse_grace_seconds
+    {
         // A concurrent or retried refresh: hand back the current refresh
         // token, byte for byte what the winner got, and a fresh access token.
         let summary = UserSummary {

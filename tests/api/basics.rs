@@ -379,3 +379,76 @@ async fn the_tutorial_flow_works_unchanged() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_ne!(r.json["refresh_token"].as_str().unwrap(), refresh);
 }
+
+#[actix_web::test]
+async fn a_login_racing_a_ban_never_leaves_a_live_session() {
+    // bcrypt at cost 12 takes about a quarter of a second: the ban lands
+    // while the login is verifying the password.
+    let app = spawn_app_with(|s| s.auth.bcrypt_cost = 12).await;
+    let user = app.register().await;
+    let credentials = json!({"username": user.username, "password": user.password});
+    let login = app.post_json("/auth/login", &credentials, None);
+    let ban = async {
+        tokio::time::sleep(std::time::Duration::from_millis(80)).await;
+        let mut conn = app.db.connect();
+        keyward::services::admin::ban(
+            &mut conn,
+            user.id.parse().unwrap(),
+            None,
+            Some("race"),
+            None,
+            app.clock.now(),
+        )
+        .unwrap();
+    };
+    let (r, ()) = tokio::join!(login, ban);
+    if r.status == 200 {
+        // The login won: the ban must have revoked its session.
+        app.get("/api/me", r.json["access_token"].as_str())
+            .await
+            .assert_error(401, "session_revoked");
+    } else {
+        r.assert_error(403, "user_banned");
+    }
+    let live: i64 = {
+        use diesel::prelude::*;
+        use keyward::db::schema::sessions;
+        sessions::table
+            .filter(sessions::revoked_at.is_null())
+            .count()
+            .get_result(&mut app.db.connect())
+            .unwrap()
+    };
+    assert_eq!(live, 0, "a banned user has no live session");
+}
+
+#[actix_web::test]
+async fn names_that_cannot_be_usernames_fail_like_unknown_ones() {
+    let app = spawn_app_with(|s| s.rate_limit.lockout_threshold = 2).await;
+    let r = app
+        .post_json(
+            "/auth/register",
+            &json!({"username": "jimmy", "password": "password-1"}),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    // PostgreSQL's lower('JİMMY') is 'jimmy'; Rust's is not: such a name
+    // must neither log in nor get a lockout count of its own.
+    let r = app
+        .post_json(
+            "/auth/login",
+            &json!({"username": "jİmmy", "password": "password-1"}),
+            None,
+        )
+        .await;
+    r.assert_error(401, "invalid_credentials");
+    let r = app
+        .post_json(
+            "/auth/login",
+            &json!({"username": "nul\u{0}name", "password": "password-1"}),
+            None,
+        )
+        .await;
+    r.assert_error(401, "invalid_credentials");
+}

@@ -123,3 +123,47 @@ async fn revocation_reaches_another_instance_within_a_second() {
         .await
         .assert_error(401, "session_revoked");
 }
+
+#[actix_web::test]
+async fn a_stale_token_can_end_only_its_own_session() {
+    let app = spawn_app().await;
+    let user = app.register().await;
+    let other = app.login(&user).await;
+    let pair = app.login(&user).await;
+    let rt0 = pair["refresh_token"].as_str().unwrap().to_string();
+    let rotated = app.refresh(&rt0).await;
+    assert_eq!(rotated.status, 200);
+    app.clock.advance(chrono::TimeDelta::seconds(11));
+    // rt0 was rotated away more than the grace window ago: it may end its
+    // own session, not the user's others.
+    let r = app
+        .post_json(
+            "/auth/logout?scope=all",
+            &json!({"refresh_token": rt0}),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(
+        app.get("/api/me", other["access_token"].as_str())
+            .await
+            .status,
+        200,
+        "the other session survives"
+    );
+    // A revoked session's access token cannot end the others either.
+    let r = app
+        .post_json(
+            "/auth/logout?scope=others",
+            &json!({}),
+            pair["access_token"].as_str(),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(
+        app.get("/api/me", other["access_token"].as_str())
+            .await
+            .status,
+        200
+    );
+}

@@ -157,3 +157,36 @@ async fn an_unknown_session_is_an_invalid_token() {
         .await
         .assert_error(401, "invalid_token");
 }
+
+async fn rotate(app: &TestApp, rt: &str) -> String {
+    let r = app.refresh(rt).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json["refresh_token"].as_str().unwrap().to_string()
+}
+
+fn refreshed_events(db: &TestDb) -> i64 {
+    use diesel::prelude::*;
+    use keyward::db::schema::events;
+    events::table
+        .filter(events::kind.eq("refreshed"))
+        .count()
+        .get_result(&mut db.connect())
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn refresh_events_are_kept_for_first_and_unhurried_rotations() {
+    let app = spawn_app().await;
+    let user = app.register().await;
+    let mut rt = app.login(&user).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    rt = rotate(&app, &rt).await; // the session's first rotation: logged
+    rt = rotate(&app, &rt).await; // more at once: not logged
+    rt = rotate(&app, &rt).await;
+    assert_eq!(refreshed_events(&app.db), 1);
+    app.clock.advance(chrono::TimeDelta::seconds(61));
+    rotate(&app, &rt).await; // after a pause: logged
+    assert_eq!(refreshed_events(&app.db), 2);
+}
