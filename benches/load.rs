@@ -38,6 +38,7 @@ use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Text, Uuid as SqlUuid};
+use keyward::db::sessions::ROTATE_SQL;
 use keyward::domain::Password;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -1142,21 +1143,6 @@ fn explain_rotation(conn: &mut PgConnection) -> Vec<String> {
     let _ = conn.batch_execute("DEALLOCATE keyward_bench_rotate");
     plan
 }
-
-/// The rotation statement, kept in step with `db::sessions::rotate`.
-const ROTATE_SQL: &str = "WITH rotated AS (UPDATE sessions AS s \
-     SET previous_jti = s.current_jti, current_jti = $1, rotated_at = $2, \
-         last_used_at = $2, \
-         expires_at = LEAST($2 + make_interval(secs => $3), \
-                            s.created_at + make_interval(secs => $4)) \
-     FROM users AS u \
-     WHERE s.id = $5 AND s.current_jti = $6 AND s.revoked_at IS NULL \
-       AND s.expires_at > $2 AND u.id = s.user_id \
-       AND NOT (u.banned AND (u.banned_until IS NULL OR u.banned_until > $2)) \
-     RETURNING s.id, s.user_id, s.expires_at, u.username, u.name, u.admin), \
-     logged AS (INSERT INTO events (at, kind, user_id, session_id, ip) \
-       SELECT $2, 'refreshed', user_id, id, $7 FROM rotated) \
-     SELECT user_id, expires_at, username, name, admin FROM rotated";
 
 // ---------------------------------------------------------------------------
 // bcrypt on one core

@@ -113,7 +113,7 @@ pub fn rotate(conn: &mut PgConnection, r: &Rotation<'_>) -> QueryResult<Option<R
 /// and without it); end to end, refreshes per second were the same within
 /// noise whether every rotation was logged or only unhurried ones, so every
 /// rotation is.
-const ROTATE_SQL: &str =
+pub const ROTATE_SQL: &str =
     "WITH before AS (SELECT previous_jti, rotated_at FROM sessions WHERE id = $5), \
      rotated AS (UPDATE sessions AS s \
      SET previous_jti = s.current_jti, current_jti = $1, rotated_at = $2, \
