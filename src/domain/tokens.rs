@@ -294,29 +294,29 @@ impl Tokens {
                 return Ok(hit.claims.clone());
             }
         }
-        let claims: AccessClaims = self.verify(token, ACCESS_TYP, now)?;
-        if let Ok(header) = jsonwebtoken::decode_header(token) {
-            self.verified.insert(
-                token,
-                Verified {
-                    claims: claims.clone(),
-                    kid: header.kid,
-                },
-            );
-        }
+        let (claims, kid) = self.verify::<AccessClaims>(token, ACCESS_TYP, now)?;
+        self.verified.insert(
+            token,
+            Verified {
+                claims: claims.clone(),
+                kid,
+            },
+        );
         Ok(claims)
     }
 
     pub fn verify_refresh(&self, token: &str, now: i64) -> Result<RefreshClaims, TokenError> {
         self.verify(token, REFRESH_TYP, now)
+            .map(|(claims, _)| claims)
     }
 
+    /// The claims of a valid token and the `kid` of the key that verified it.
     fn verify<C: DeserializeOwned + Timed>(
         &self,
         token: &str,
         typ: &str,
         now: i64,
-    ) -> Result<C, TokenError> {
+    ) -> Result<(C, Option<String>), TokenError> {
         // Bound the work a hostile token can cause before any parsing.
         if token.is_empty() || token.len() > 4096 {
             return Err(TokenError::Invalid);
@@ -344,7 +344,7 @@ impl Tokens {
             .map_err(|_| TokenError::Invalid)?
             .claims;
         self.check_times(&claims, now)?;
-        Ok(claims)
+        Ok((claims, header.kid))
     }
 
     /// `nbf` and `exp` against keyward's clock and leeway.
