@@ -23,6 +23,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    revocations (id) {
+        id -> Int8,
+        tx -> Int8,
+        at -> Timestamptz,
+        reason -> Text,
+        session_id -> Nullable<Uuid>,
+        user_id -> Nullable<Uuid>,
+        auth_before -> Nullable<Timestamptz>,
+        kid -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     sessions (id) {
         id -> Uuid,
         user_id -> Uuid,
@@ -70,6 +83,7 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     events,
     login_throttle,
+    revocations,
     sessions,
     signing_keys,
     users,
