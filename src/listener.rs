@@ -21,10 +21,12 @@ use diesel::Connection;
 
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::db::services::SERVICES_CHANNEL;
 use crate::db::{sessions, KEYS_CHANNEL, REVOCATION_CHANNEL};
 use crate::domain::revocation::RevokedSessions;
 use crate::domain::tokens::Tokens;
 use crate::services;
+use crate::services::service_registry::ServiceRegistry;
 
 /// How the listener's connection shows in `pg_stat_activity`.
 pub const APPLICATION_NAME: &str = "keyward-listener";
@@ -34,6 +36,9 @@ const PRUNE_EVERY: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const KEY_RELOAD_EVERY: Duration = Duration::from_secs(60);
 const KEY_RETRY_EVERY: Duration = Duration::from_secs(5);
+/// The service registry is reloaded on every NOTIFY on its channel, and this
+/// often besides, in case a notification was lost.
+const SERVICES_RELOAD_EVERY: Duration = Duration::from_secs(2);
 /// A connection that silently died (no reset reached us) is only noticed
 /// by using it.
 const PING_EVERY: Duration = Duration::from_secs(3);
@@ -71,6 +76,7 @@ pub struct Listener {
     pub settings: Arc<Settings>,
     pub revoked: Arc<RevokedSessions>,
     pub tokens: Arc<Tokens>,
+    pub services: Arc<ServiceRegistry>,
     pub clock: Clock,
 }
 
@@ -123,12 +129,13 @@ impl Listener {
         let mut conn = PgConnection::establish(&url).map_err(|e| e.to_string())?;
         conn.batch_execute(&format!(
             "SET application_name = '{APPLICATION_NAME}'; \
-             LISTEN {REVOCATION_CHANNEL}; LISTEN {KEYS_CHANNEL};"
+             LISTEN {REVOCATION_CHANNEL}; LISTEN {KEYS_CHANNEL}; LISTEN {SERVICES_CHANNEL};"
         ))
         .map_err(|e| e.to_string())?;
         let now = self.clock.now();
         catch_up(&mut conn, &self.revoked, &self.settings, now).map_err(|e| e.to_string())?;
         self.reload_keys(&mut conn);
+        self.reload_services(&mut conn);
         Ok(conn)
     }
 
@@ -149,16 +156,24 @@ impl Listener {
         }
     }
 
+    fn reload_services(&self, conn: &mut PgConnection) {
+        if let Err(e) = self.services.reload(conn) {
+            log::error!("cannot reload the service registry: {e}");
+        }
+    }
+
     fn listen(&self, conn: &mut PgConnection, status: &ListenerStatus) -> Result<(), String> {
         let horizon = services::revocation_horizon(&self.settings);
         let mut last_prune = Instant::now();
         let mut last_ping = Instant::now();
         let mut last_key_load = Instant::now();
+        let mut last_services_load = Instant::now();
         // A reload that failed is tried again soon rather than at the next
         // rotation.
         let mut key_retry_pending = false;
         while !status.stop.load(Ordering::Acquire) {
             let mut keys_changed = false;
+            let mut services_changed = false;
             let mut arrived = Vec::new();
             // The iterator repeats its error forever once the connection is
             // gone: stop at the first one.
@@ -171,6 +186,8 @@ impl Listener {
             for notification in arrived {
                 if notification.channel == KEYS_CHANNEL {
                     keys_changed = true;
+                } else if notification.channel == SERVICES_CHANNEL {
+                    services_changed = true;
                 } else if let Some((session, revoked_at)) = parse_revocation(&notification.payload)
                 {
                     let revoked_at = revoked_at.unwrap_or_else(|| self.clock.now().timestamp());
@@ -186,6 +203,10 @@ impl Listener {
             {
                 key_retry_pending = !self.reload_keys(conn);
                 last_key_load = Instant::now();
+            }
+            if services_changed || last_services_load.elapsed() >= SERVICES_RELOAD_EVERY {
+                self.reload_services(conn);
+                last_services_load = Instant::now();
             }
             if last_prune.elapsed() >= PRUNE_EVERY {
                 self.revoked.prune(self.clock.now().timestamp());

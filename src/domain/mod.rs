@@ -4,6 +4,7 @@
 pub mod bcrypt_threads;
 pub mod password;
 pub mod revocation;
+pub mod service_secret;
 pub mod token_cache;
 pub mod tokens;
 pub mod username;

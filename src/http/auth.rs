@@ -32,6 +32,13 @@ fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
         .ok_or_else(|| ApiError::internal("application state missing"))
 }
 
+/// Whether a verified access token has been revoked since it was issued:
+/// the one check the access-token routes and introspection share, from the
+/// in-memory revocation set (no database read).
+pub fn is_revoked(state: &AppState, claims: &AccessClaims) -> bool {
+    state.revoked.contains(&claims.sid)
+}
+
 /// A verified access token whose session is not revoked.
 pub struct Authenticated(pub AccessClaims);
 
@@ -50,7 +57,7 @@ impl Authenticated {
             .tokens
             .verify_access(token, now)
             .map_err(|e| token_error(e).with_challenge(Challenge::BearerInvalidToken))?;
-        if state.revoked.contains(&claims.sid) {
+        if is_revoked(state, &claims) {
             return Err(ApiError::new(
                 ErrorCode::SessionRevoked,
                 "This session has been revoked; sign in again.",
