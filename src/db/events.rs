@@ -20,6 +20,7 @@ pub enum EventKind {
     UserUnbanned,
     UserDeleted,
     PasswordChanged,
+    PasswordChangeFailed,
 }
 
 impl EventKind {
@@ -35,6 +36,7 @@ impl EventKind {
             Self::UserUnbanned => "user_unbanned",
             Self::UserDeleted => "user_deleted",
             Self::PasswordChanged => "password_changed",
+            Self::PasswordChangeFailed => "password_change_failed",
         }
     }
 }
