@@ -8,13 +8,19 @@
 //! [`sweep`], a plain function of a connection and `now`: tests call it
 //! directly with an advanced time.
 //!
+//! A run keeps deleting while its batches come back full, taking the tables
+//! in turn, for at most [`RUN_BUDGET`]; if that was not enough, the next run
+//! follows after [`PAUSE`] instead of [`EVERY`]. (A fixed 100 batches per
+//! table and run used to cap the job at 100,000 rows per table every five
+//! minutes, which a busy server's event log outgrows.)
+//!
 //! Every instance runs the job; the deletes are idempotent, so two instances
 //! sweeping at once only share the work.
 
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::pg::PgConnection;
@@ -28,13 +34,14 @@ use crate::db::DbPool;
 /// Rows per delete statement.
 pub const BATCH: i64 = 1000;
 
-/// At most this many batches per table and sweep, so that one sweep is
-/// bounded (and shutdown is never kept waiting long); the rest waits for the
-/// next sweep.
-const MAX_BATCHES: usize = 100;
+/// How long one run may go on deleting; the rest waits for the next run.
+pub const RUN_BUDGET: Duration = Duration::from_secs(30);
 
-/// How often the job runs.
+/// How often the job runs when the last run finished.
 pub const EVERY: Duration = Duration::from_secs(5 * 60);
+
+/// The wait before the next run when the last one ran out of time.
+pub const PAUSE: Duration = Duration::from_secs(1);
 
 /// The first sweep comes a little after start-up, off the critical path.
 const FIRST_AFTER: Duration = Duration::from_secs(30);
@@ -75,24 +82,65 @@ const THROTTLE: Expiring = Expiring {
     ended: "last_failure < $1 AND (locked_until IS NULL OR locked_until < $2)",
 };
 
-/// Deletes, in batches of [`BATCH`], whatever has outlived its retention at
-/// `now`.
+/// What one run did, and whether it got to the end.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    pub swept: Swept,
+    /// Every table's last batch came back short: nothing is left to delete.
+    pub finished: bool,
+}
+
+/// One run of the job at `now`, with the budget of [`RUN_BUDGET`].
 pub fn sweep(
     conn: &mut PgConnection,
     retention: &RetentionSettings,
     now: DateTime<Utc>,
 ) -> diesel::QueryResult<Swept> {
+    Ok(sweep_for(conn, retention, now, RUN_BUDGET, &|| false)?.swept)
+}
+
+/// Deletes, in batches of [`BATCH`], whatever has outlived its retention at
+/// `now`: a batch from each table in turn, while any comes back full, until
+/// `budget` has passed or `stop` says so. Each table gets at least one
+/// batch, so every run makes progress.
+pub fn sweep_for(
+    conn: &mut PgConnection,
+    retention: &RetentionSettings,
+    now: DateTime<Utc>,
+    budget: Duration,
+    stop: &dyn Fn() -> bool,
+) -> diesel::QueryResult<Run> {
+    let deadline = Instant::now() + budget;
     let sessions_cutoff = now - TimeDelta::days(retention.sessions_days);
     let events_cutoff = now - TimeDelta::days(retention.events_days);
-    Ok(Swept {
-        sessions: delete_ended(conn, &SESSIONS, sessions_cutoff, now)?,
-        events: delete_ended(conn, &EVENTS, events_cutoff, now)?,
-        throttle: delete_ended(conn, &THROTTLE, sessions_cutoff, now)?,
-    })
+    let mut tables = [
+        (&SESSIONS, sessions_cutoff, 0, true),
+        (&EVENTS, events_cutoff, 0, true),
+        (&THROTTLE, sessions_cutoff, 0, true),
+    ];
+    loop {
+        for (what, cutoff, total, more) in tables.iter_mut().filter(|t| t.3) {
+            let deleted = delete_batch(conn, what, *cutoff, now)?;
+            *total += deleted;
+            *more = deleted >= BATCH as usize;
+        }
+        let finished = tables.iter().all(|t| !t.3);
+        if finished || Instant::now() >= deadline || stop() {
+            let [sessions, events, throttle] = tables.map(|t| t.2);
+            return Ok(Run {
+                swept: Swept {
+                    sessions,
+                    events,
+                    throttle,
+                },
+                finished,
+            });
+        }
+    }
 }
 
 /// One short statement per batch, so no lock is held for long.
-fn delete_ended(
+fn delete_batch(
     conn: &mut PgConnection,
     what: &Expiring,
     cutoff: DateTime<Utc>,
@@ -102,19 +150,11 @@ fn delete_ended(
     let sql = format!(
         "DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE {ended} LIMIT $3)"
     );
-    let mut total = 0;
-    for _ in 0..MAX_BATCHES {
-        let deleted = diesel::sql_query(&sql)
-            .bind::<Timestamptz, _>(cutoff)
-            .bind::<Timestamptz, _>(now)
-            .bind::<BigInt, _>(BATCH)
-            .execute(conn)?;
-        total += deleted;
-        if deleted < BATCH as usize {
-            break;
-        }
-    }
-    Ok(total)
+    diesel::sql_query(&sql)
+        .bind::<Timestamptz, _>(cutoff)
+        .bind::<Timestamptz, _>(now)
+        .bind::<BigInt, _>(BATCH)
+        .execute(conn)
 }
 
 /// Stops the cleanup thread when dropped (waking it at once).
@@ -149,8 +189,10 @@ pub fn spawn(
                     Err(RecvTimeoutError::Timeout) => {}
                     Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
                 }
-                wait = EVERY;
-                run_once(&pool, &settings.retention, clock.now());
+                // A dropped handle ends a run between two batches.
+                let stop = || !matches!(stopped.try_recv(), Err(mpsc::TryRecvError::Empty));
+                let finished = run_once(&pool, &settings.retention, clock.now(), &stop);
+                wait = if finished { EVERY } else { PAUSE };
             }
         })?;
     Ok(CleanupHandle {
@@ -159,23 +201,36 @@ pub fn spawn(
     })
 }
 
-fn run_once(pool: &DbPool, retention: &RetentionSettings, now: DateTime<Utc>) {
+/// One run; whether it finished (a failed run waits for the usual time).
+fn run_once(
+    pool: &DbPool,
+    retention: &RetentionSettings,
+    now: DateTime<Utc>,
+    stop: &dyn Fn() -> bool,
+) -> bool {
     let mut conn = match pool.get() {
         Ok(conn) => conn,
         Err(e) => {
             log::warn!("cleanup skipped: database unavailable: {e}");
-            return;
+            return true;
         }
     };
-    match sweep(&mut conn, retention, now) {
-        Ok(swept) => log::info!(
-            "cleanup: deleted {} sessions ended before {} days ago, {} events older than {} days, {} stale login counters",
-            swept.sessions,
-            retention.sessions_days,
-            swept.events,
-            retention.events_days,
-            swept.throttle
-        ),
-        Err(e) => log::warn!("cleanup failed (retried at the next run): {e}"),
+    match sweep_for(&mut conn, retention, now, RUN_BUDGET, stop) {
+        Ok(Run { swept, finished }) => {
+            log::info!(
+                "cleanup: deleted {} sessions ended before {} days ago, {} events older than {} days, {} stale login counters{}",
+                swept.sessions,
+                retention.sessions_days,
+                swept.events,
+                retention.events_days,
+                swept.throttle,
+                if finished { "" } else { "; more to delete, going on in a second" }
+            );
+            finished
+        }
+        Err(e) => {
+            log::warn!("cleanup failed (retried at the next run): {e}");
+            true
+        }
     }
 }

@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::{self, users};
 use crate::domain::{Password, Username};
-use crate::services::{accounts, admin, keys, service_registry};
+use crate::services::{accounts, admin, keys, lockout, service_registry};
 use crate::startup::Application;
 
 #[derive(Debug, Parser)]
@@ -74,6 +74,8 @@ enum UsersCommand {
     },
     /// Lift a user's ban.
     Unban { username: String },
+    /// Clear a username's failed sign-ins, ending its lockout at once.
+    Unlock { username: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -264,6 +266,20 @@ fn users_command(cmd: UsersCommand, settings: &Settings, clock: &Clock) -> Resul
             admin::unban(&mut conn, user.id, None, clock.now())
                 .map_err(|e| format!("database: {e}"))?;
             println!("unbanned {}", user.username);
+            Ok(())
+        }
+        UsersCommand::Unlock { username } => {
+            // Unknown names are counted and locked too (API.md section 3),
+            // so no user need exist; a name no user could have is an error.
+            let username = Username::parse(&username)?;
+            let mut conn = connect(settings)?;
+            let cleared = lockout::unlock(&mut conn, username.as_str())
+                .map_err(|e| format!("database: {e}"))?;
+            if cleared {
+                println!("unlocked {username}");
+            } else {
+                println!("{username} had no failed sign-ins to clear");
+            }
             Ok(())
         }
     }

@@ -13,6 +13,10 @@ const DEFAULTS: &str = include_str!("../config/default.toml");
 /// seconds (or days, for the retention settings).
 const MAX_DURATION: i64 = 315_360_000;
 
+/// The largest `auth.max_pending_hashes`: each waiting check may hold a
+/// blocking thread, and far more than this would only queue longer.
+const MAX_PENDING_HASHES: u32 = 65_536;
+
 /// Every setting keyward reads.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
@@ -31,6 +35,10 @@ pub struct ServerSettings {
     pub host: String,
     pub port: u16,
     pub trust_proxy: bool,
+    /// The proxies whose `X-Forwarded-For` entries are believed (CIDRs, or
+    /// single addresses), used only with `trust_proxy`. Parsed by
+    /// [`Settings::trusted_proxy_nets`].
+    pub trusted_proxies: Vec<String>,
     /// The base of the absolute URLs in the discovery document; unset (or
     /// blank): `http://<host>:<port>` as bound.
     #[serde(default)]
@@ -72,6 +80,9 @@ pub struct AuthSettings {
     pub reuse_grace_seconds: i64,
     pub leeway_seconds: i64,
     pub bcrypt_cost: u32,
+    /// How many password checks may wait for bcrypt at once; unset means
+    /// 16 per core (see [`Settings::max_pending_hashes`]).
+    pub max_pending_hashes: Option<u32>,
     pub allow_registration: bool,
 }
 
@@ -89,6 +100,7 @@ pub struct CorsSettings {
 pub struct RateLimitSettings {
     pub enabled: bool,
     pub per_ip_per_minute: u32,
+    pub refresh_per_session_per_minute: u32,
     pub lockout_threshold: i32,
     pub lockout_seconds: i64,
 }
@@ -168,6 +180,7 @@ impl Settings {
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("cors.allowed_origins")
+                .with_list_parse_key("server.trusted_proxies")
                 .source(Some(vars)),
         );
         if let Some(url) = lookup("DATABASE_URL") {
@@ -223,6 +236,16 @@ impl Settings {
         if self.rate_limit.per_ip_per_minute < 1 {
             return bad("rate_limit.per_ip_per_minute", "must be at least 1");
         }
+        if self.rate_limit.refresh_per_session_per_minute < 1 {
+            return bad(
+                "rate_limit.refresh_per_session_per_minute",
+                "must be at least 1",
+            );
+        }
+        if !matches!(auth.max_pending_hashes, None | Some(1..=MAX_PENDING_HASHES)) {
+            return bad("auth.max_pending_hashes", "must be between 1 and 65536");
+        }
+        self.trusted_proxy_nets()?;
         if self.database.pool_size == Some(0) {
             return bad("database.pool_size", "must be at least 1");
         }
@@ -266,6 +289,35 @@ impl Settings {
             );
         }
         Ok(())
+    }
+
+    /// `server.trusted_proxies` as networks; a bare address is a network of
+    /// that one address.
+    pub fn trusted_proxy_nets(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.server
+            .trusted_proxies
+            .iter()
+            .map(|entry| {
+                let entry = entry.trim();
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError(format!(
+                            "server.trusted_proxies: {entry:?} is not a CIDR such as 10.0.0.0/8 or an IP address"
+                        ))
+                    })
+            })
+            .collect()
+    }
+
+    /// How many password checks may wait for bcrypt at once: configured,
+    /// or 16 per core.
+    pub fn max_pending_hashes(&self) -> usize {
+        self.auth.max_pending_hashes.map_or_else(
+            || 16 * std::thread::available_parallelism().map_or(1, |n| n.get()),
+            |n| n as usize,
+        )
     }
 
     /// The pool size: configured, or eight connections per core (at least
@@ -325,6 +377,32 @@ mod tests {
         assert!(s.cors.allowed_origins.is_empty());
         assert_eq!(s.revocation.poll_seconds, 2);
         assert_eq!(s.revocation.max_staleness_seconds, 0);
+        assert_eq!(s.rate_limit.refresh_per_session_per_minute, 30);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(s.max_pending_hashes(), 16 * cores);
+        assert_eq!(
+            s.trusted_proxy_nets().unwrap(),
+            vec![
+                "127.0.0.1/32".parse::<ipnet::IpNet>().unwrap(),
+                "::1/128".parse().unwrap()
+            ]
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_a_list_in_the_environment() {
+        let s = Settings::from_env(&env(&[(
+            "KEYWARD__SERVER__TRUSTED_PROXIES",
+            "10.0.0.0/8, 192.0.2.7,2001:db8::/32",
+        )]))
+        .unwrap();
+        let nets: Vec<String> = s
+            .trusted_proxy_nets()
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(nets, ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"]);
     }
 
     #[test]
@@ -380,6 +458,26 @@ mod tests {
                 "KEYWARD__SERVER__PUBLIC_URL",
                 "https://auth.example.com/?x=1",
                 "server.public_url",
+            ),
+            (
+                "KEYWARD__SERVER__TRUSTED_PROXIES",
+                "10.0.0.0/8,not-a-net",
+                "server.trusted_proxies",
+            ),
+            (
+                "KEYWARD__SERVER__TRUSTED_PROXIES",
+                "10.0.0.0/33",
+                "server.trusted_proxies",
+            ),
+            (
+                "KEYWARD__AUTH__MAX_PENDING_HASHES",
+                "0",
+                "auth.max_pending_hashes",
+            ),
+            (
+                "KEYWARD__RATE_LIMIT__REFRESH_PER_SESSION_PER_MINUTE",
+                "0",
+                "rate_limit.refresh_per_session_per_minute",
             ),
         ] {
             let err = Settings::from_env(&env(&[(key, value)]))

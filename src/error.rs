@@ -135,6 +135,16 @@ impl ApiError {
         .with_retry_after(2)
     }
 
+    /// `503 unavailable`: every place in the queue for bcrypt is taken
+    /// (`auth.max_pending_hashes`).
+    pub fn busy_hashing() -> Self {
+        Self::new(
+            ErrorCode::Unavailable,
+            "Too many password checks are waiting; try again shortly.",
+        )
+        .with_retry_after(1)
+    }
+
     /// Logs the cause and answers `500 internal` without it.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         log::error!("internal error: {cause}");
@@ -288,6 +298,11 @@ impl From<crate::services::self_service::SelfServiceError> for ApiError {
                 "The current password is wrong.",
             ),
             SelfServiceError::Banned => Self::new(ErrorCode::UserBanned, "This account is banned."),
+            SelfServiceError::LockedOut { retry_after } => Self::new(
+                ErrorCode::RateLimited,
+                "Too many wrong passwords for this username; try again later.",
+            )
+            .with_retry_after(retry_after.max(1) as u64),
             SelfServiceError::Revoked => Self::new(
                 ErrorCode::SessionRevoked,
                 "This session has been revoked; sign in again.",

@@ -28,12 +28,12 @@ use diesel::Connection;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::revocations::{self, RevocationRow};
+use crate::db::services::SERVICES_CHANNEL;
 use crate::db::{KEYS_CHANNEL, REVOCATION_CHANNEL};
 use crate::domain::revocation::RevokedSessions;
 use crate::domain::revocation_feed::{Feed, FeedEntry, Subject};
 use crate::domain::tokens::Tokens;
 use crate::services;
-use crate::db::services::SERVICES_CHANNEL;
 use crate::services::service_registry::ServiceRegistry;
 
 /// How the listener's connection shows in `pg_stat_activity`.

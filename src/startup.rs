@@ -80,6 +80,11 @@ impl Application {
         let cleanup_handle = cleanup::spawn(pool.clone(), settings.clone(), clock.clone())
             .map_err(|e| format!("cannot start the cleanup job: {e}"))?;
 
+        let proxies = http::client_addr::ProxyTrust::new(
+            settings.server.trust_proxy,
+            settings.trusted_proxy_nets().map_err(|e| e.to_string())?,
+        );
+        let max_pending_hashes = settings.max_pending_hashes();
         let address = (settings.server.host.as_str(), settings.server.port);
         let tcp = TcpListener::bind(address)
             .map_err(|e| format!("cannot bind {}:{}: {e}", address.0, address.1))?;
@@ -104,6 +109,9 @@ impl Application {
             services: registry,
             service_auth_limit: http::rate_limit::RateLimiter::new(&settings.rate_limit),
             public_url,
+            refresh_limit: http::rate_limit::RateLimiter::per_session(&settings.rate_limit),
+            proxies,
+            hash_slots: crate::domain::bcrypt_threads::HashSlots::new(max_pending_hashes),
         });
 
         let app_state = state.clone();
@@ -132,6 +140,7 @@ impl Application {
                     Err::<actix_web::HttpResponse, _>(ApiError::not_found())
                 }))
         })
+        .worker_max_blocking_threads(blocking_threads(max_pending_hashes))
         .listen(tcp)
         .map_err(|e| format!("cannot listen: {e}"))?
         .shutdown_timeout(10)
@@ -175,4 +184,15 @@ impl Application {
         drop(_listener);
         result
     }
+}
+
+/// Blocking threads per worker: actix's own budget (512 shared by the
+/// workers) for the database work of every route, plus one for each
+/// password check that may wait for bcrypt. A waiting check holds its
+/// blocking thread, and all of them may land on one worker: counted on top,
+/// they can never take the threads that refresh, logout and the admin
+/// routes need.
+fn blocking_threads(max_pending_hashes: usize) -> usize {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (512 / workers).max(1) + max_pending_hashes
 }

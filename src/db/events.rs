@@ -22,6 +22,7 @@ pub enum EventKind {
     PasswordChanged,
     ServiceCreated,
     ServiceDeleted,
+    PasswordChangeFailed,
 }
 
 impl EventKind {
@@ -39,6 +40,7 @@ impl EventKind {
             Self::PasswordChanged => "password_changed",
             Self::ServiceCreated => "service_created",
             Self::ServiceDeleted => "service_deleted",
+            Self::PasswordChangeFailed => "password_change_failed",
         }
     }
 }

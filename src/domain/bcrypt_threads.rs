@@ -12,7 +12,15 @@
 //! gets every core. One thread per core also bounds how many hashes run at
 //! once; further callers wait their turn on their own (blocking) thread,
 //! which costs no CPU.
+//!
+//! How many may wait is bounded too ([`HashSlots`], `auth.max_pending_hashes`):
+//! at two cores and cost 12 bcrypt does about 8 hashes a second, and a flood
+//! of logins beyond that used to queue without end, each holding a blocking
+//! thread, until everything else that needs one waited behind them. A
+//! request that finds every slot taken is refused at once (`503` with
+//! `Retry-After`) instead.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -97,8 +105,72 @@ pub fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<
     result.recv().ok()
 }
 
+/// The places in the queue for bcrypt: a login, registration or password
+/// change takes one before any of its work and holds it to the end.
+#[derive(Debug, Clone)]
+pub struct HashSlots {
+    max: usize,
+    taken: Arc<AtomicUsize>,
+}
+
+/// One taken place; dropping it gives it back.
+#[derive(Debug)]
+pub struct HashSlot {
+    taken: Arc<AtomicUsize>,
+}
+
+impl HashSlots {
+    pub fn new(max: usize) -> Self {
+        Self {
+            max: max.max(1),
+            taken: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// A place, or `None` when `max` requests already hold one.
+    pub fn try_take(&self) -> Option<HashSlot> {
+        self.taken
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(HashSlot {
+            taken: self.taken.clone(),
+        })
+    }
+
+    /// How many places are held now.
+    pub fn taken(&self) -> usize {
+        self.taken.load(Ordering::Acquire)
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+}
+
+impl Drop for HashSlot {
+    fn drop(&mut self) {
+        self.taken.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn slots_are_bounded_and_given_back() {
+        let slots = super::HashSlots::new(2);
+        let a = slots.try_take().unwrap();
+        let b = slots.try_take().unwrap();
+        assert!(slots.try_take().is_none());
+        assert_eq!(slots.taken(), 2);
+        drop(a);
+        let c = slots.try_take().unwrap();
+        assert!(slots.try_take().is_none());
+        drop((b, c));
+        assert_eq!(slots.taken(), 0);
+    }
+
     #[test]
     fn work_runs_and_returns_its_result() {
         let results: Vec<u32> = std::thread::scope(|s| {

@@ -12,7 +12,7 @@ use super::auth::Authenticated;
 use super::body::{required, Body};
 use super::openapi::{AccessErrors, BodyErrors, ErrorBody};
 use super::routes::resource;
-use super::{blocking, client_ip, no_content, remember_revoked, AppState};
+use super::{blocking, client_ip, hash_slot, no_content, remember_revoked, AppState};
 use crate::db::sessions::SessionRow;
 use crate::domain::Password;
 use crate::error::ApiError;
@@ -131,7 +131,7 @@ async fn revoke_session(
     let session_id = path_id(&path)?;
     let user_id = auth.0.sub;
     let now = state.clock.now();
-    let ip = client_ip(&req, &state.settings);
+    let ip = client_ip(&req, &state);
     let revoked = with_conn(&state, move |conn| {
         self_service::revoke_own_session(conn, user_id, session_id, ip.as_deref(), now)
     })
@@ -180,10 +180,12 @@ async fn change_password(
     )
     .map_err(ApiError::invalid_request)?;
     let now = state.clock.now();
-    let ip = client_ip(&req, &state.settings);
+    let ip = client_ip(&req, &state);
     let (user_id, session_id) = (auth.0.sub, auth.0.sid);
-    let (pool, cost) = (state.pool.clone(), state.settings.auth.bcrypt_cost);
+    let slot = hash_slot(&state)?;
+    let shared = state.clone();
     let revoked = blocking(move || {
+        let _slot = slot;
         let change = PasswordChange {
             user_id,
             session_id,
@@ -191,7 +193,14 @@ async fn change_password(
             new: &new,
             ip: ip.as_deref(),
         };
-        self_service::change_password(&pool, cost, &change, now)
+        let (settings, pool) = (&shared.settings, &shared.pool);
+        self_service::change_password(
+            pool,
+            settings.auth.bcrypt_cost,
+            &settings.rate_limit,
+            &change,
+            now,
+        )
     })
     .await?;
     remember_revoked(&state, "password_changed", revoked, now);

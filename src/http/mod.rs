@@ -6,6 +6,7 @@ mod admin;
 pub mod auth;
 pub mod body;
 pub mod browser;
+pub mod client_addr;
 pub mod cors;
 pub mod jwks;
 pub mod metrics;
@@ -60,6 +61,12 @@ pub struct AppState {
     /// `server.public_url`, or `http://<host>:<port>` as bound: the base of
     /// the discovery document's URLs, without a trailing `/`.
     pub public_url: String,
+    /// The per-session limit on refreshes (this instance only).
+    pub refresh_limit: rate_limit::RateLimiter<Uuid>,
+    /// Whose `X-Forwarded-For` is believed.
+    pub proxies: client_addr::ProxyTrust,
+    /// The bound on password checks waiting for bcrypt.
+    pub hash_slots: crate::domain::bcrypt_threads::HashSlots,
 }
 
 pub use routes::configure;
@@ -79,22 +86,19 @@ where
         .map_err(Into::into)
 }
 
-/// The client's address: the peer, or with `server.trust_proxy` the first
-/// `X-Forwarded-For` entry.
-pub fn client_ip(req: &HttpRequest, settings: &Settings) -> Option<String> {
-    if settings.server.trust_proxy {
-        let forwarded = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| !v.is_empty() && v.len() <= 64);
-        if let Some(ip) = forwarded {
-            return Some(ip.to_string());
-        }
-    }
-    req.peer_addr().map(|a| a.ip().to_string())
+/// A place in the queue for bcrypt (`auth.max_pending_hashes`), taken
+/// before a login, registration or password change does any work, or
+/// `503 unavailable` with `Retry-After` at once.
+pub fn hash_slot(state: &AppState) -> Result<crate::domain::bcrypt_threads::HashSlot, ApiError> {
+    state
+        .hash_slots
+        .try_take()
+        .ok_or_else(ApiError::busy_hashing)
+}
+
+/// The client's address (see [`client_addr`]).
+pub fn client_ip(req: &HttpRequest, state: &AppState) -> Option<String> {
+    client_addr::client_ip(req, &state.proxies)
 }
 
 pub fn user_agent(req: &HttpRequest) -> Option<String> {

@@ -28,7 +28,9 @@ pub enum BodyErrors {
     /// unsupported_media_type: the body is neither JSON nor a form
     #[response(status = 415)]
     Unsupported(ErrorBody),
-    /// unavailable: the database cannot be reached in time (Retry-After)
+    /// unavailable: the database cannot be reached in time, or (login,
+    /// register, password change) too many password checks already wait
+    /// for bcrypt (Retry-After)
     #[response(status = 503)]
     Unavailable(ErrorBody),
 }

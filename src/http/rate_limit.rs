@@ -1,4 +1,6 @@
-//! The per-client-IP limit on login and register (`rate_limit.per_ip_per_minute`).
+//! The per-client-IP limit on login and register (`rate_limit.per_ip_per_minute`),
+//! and the per-session limit on refreshes
+//! (`rate_limit.refresh_per_session_per_minute`).
 //!
 //! A token bucket per client, in this instance's memory: each client may
 //! burst up to the per-minute budget, which refills evenly over the minute,
@@ -8,16 +10,21 @@
 //! (logged) rather than refused, because the per-username lockout in the
 //! database still holds and refusing would lock everyone out. The limit is
 //! per instance by design; the lockout is the one all instances share.
+//! The same buckets, keyed by session id, limit refreshes: a session that
+//! loops refreshing would otherwise write a row version and an event row per
+//! rotation, as fast as the database takes them.
 //!
 //! IPv6 clients are counted per /64, the block a single host usually holds,
 //! so that rotating addresses inside it does not multiply the budget.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 
 use actix_web::HttpRequest;
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 use super::{client_ip, AppState};
 use crate::config::RateLimitSettings;
@@ -32,7 +39,7 @@ const PRUNE_EVERY: u32 = 4096;
 /// Who is counted: an IPv4 address, an IPv6 /64, or the raw text of an
 /// address that did not parse (a forwarded header, say).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum ClientKey {
+pub enum ClientKey {
     V4(u32),
     V6Prefix(u64),
     Other(String),
@@ -62,8 +69,8 @@ struct Bucket {
     at_us: i64,
 }
 
-struct Buckets {
-    map: HashMap<ClientKey, Bucket>,
+struct Buckets<K> {
+    map: HashMap<K, Bucket>,
     checks: u32,
     /// When a full map was last swept, so that a flood of new clients does
     /// not make every check walk the whole map.
@@ -80,24 +87,62 @@ pub enum Decision {
     },
 }
 
-/// Token buckets keyed by client.
-pub struct RateLimiter {
+/// Token buckets keyed by client (or by session).
+pub struct RateLimiter<K = ClientKey> {
     enabled: bool,
     capacity: f64,
     per_us: f64,
     max_clients: usize,
-    buckets: Mutex<Buckets>,
+    buckets: Mutex<Buckets<K>>,
 }
 
-impl RateLimiter {
+impl RateLimiter<ClientKey> {
     pub fn new(settings: &RateLimitSettings) -> Self {
         Self::with_capacity(settings, MAX_CLIENTS)
     }
 
     fn with_capacity(settings: &RateLimitSettings, max_clients: usize) -> Self {
-        let capacity = f64::from(settings.per_ip_per_minute.max(1));
+        Self::build(settings.enabled, settings.per_ip_per_minute, max_clients)
+    }
+
+    /// Takes one token for `ip` at `now`, or says how long to wait.
+    pub fn check(&self, ip: Option<&str>, now: DateTime<Utc>) -> Decision {
+        if !self.enabled {
+            return Decision::Allowed;
+        }
+        self.check_key(ClientKey::of(ip), now)
+    }
+
+    /// Gives back the token an attempt took, for attempts that count only
+    /// when they fail (a service's credentials: see `service_client`).
+    pub fn refund(&self, ip: Option<&str>) {
+        if !self.enabled {
+            return;
+        }
+        let key = ClientKey::of(ip);
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(bucket) = buckets.map.get_mut(&key) {
+            bucket.tokens = (bucket.tokens + 1.0).min(self.capacity);
+        }
+    }
+}
+
+impl RateLimiter<Uuid> {
+    /// `rate_limit.refresh_per_session_per_minute`, keyed by session id.
+    pub fn per_session(settings: &RateLimitSettings) -> Self {
+        Self::build(
+            settings.enabled,
+            settings.refresh_per_session_per_minute,
+            MAX_CLIENTS,
+        )
+    }
+}
+
+impl<K: Hash + Eq> RateLimiter<K> {
+    fn build(enabled: bool, per_minute: u32, max_clients: usize) -> Self {
+        let capacity = f64::from(per_minute.max(1));
         Self {
-            enabled: settings.enabled,
+            enabled,
             capacity,
             per_us: capacity / 60_000_000.0,
             max_clients,
@@ -109,12 +154,11 @@ impl RateLimiter {
         }
     }
 
-    /// Takes one token for `ip` at `now`, or says how long to wait.
-    pub fn check(&self, ip: Option<&str>, now: DateTime<Utc>) -> Decision {
+    /// Takes one token for `key` at `now`, or says how long to wait.
+    pub fn check_key(&self, key: K, now: DateTime<Utc>) -> Decision {
         if !self.enabled {
             return Decision::Allowed;
         }
-        let key = ClientKey::of(ip);
         let now_us = now.timestamp_micros();
         // A panic elsewhere while holding the lock leaves the counts usable.
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
@@ -130,7 +174,7 @@ impl RateLimiter {
             self.prune(&mut buckets.map, now_us);
             if buckets.map.len() >= self.max_clients {
                 log::warn!(
-                    "rate limiter holds {} clients; new clients go uncounted for a second",
+                    "rate limiter holds {} keys; new ones go uncounted for a second",
                     buckets.map.len()
                 );
                 return Decision::Allowed;
@@ -158,22 +202,9 @@ impl RateLimiter {
         }
     }
 
-    /// Gives back the token an attempt took, for attempts that count only
-    /// when they fail (a service's credentials: see `service_client`).
-    pub fn refund(&self, ip: Option<&str>) {
-        if !self.enabled {
-            return;
-        }
-        let key = ClientKey::of(ip);
-        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(bucket) = buckets.map.get_mut(&key) {
-            bucket.tokens = (bucket.tokens + 1.0).min(self.capacity);
-        }
-    }
-
     /// Forgets the buckets that have refilled: they hold nothing a new one
     /// would not.
-    fn prune(&self, map: &mut HashMap<ClientKey, Bucket>, now_us: i64) {
+    fn prune(&self, map: &mut HashMap<K, Bucket>, now_us: i64) {
         map.retain(|_, b| {
             let elapsed = now_us.saturating_sub(b.at_us).max(0) as f64;
             b.tokens + elapsed * self.per_us < self.capacity
@@ -193,7 +224,7 @@ impl RateLimiter {
 /// Counts an attempt at login or register by the request's client;
 /// `429 rate_limited` with `Retry-After` when its budget is spent.
 pub fn check_client(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
-    let ip = client_ip(req, &state.settings);
+    let ip = client_ip(req, state);
     count_attempt(&state.rate_limit, ip.as_deref(), state.clock.now())
 }
 
@@ -214,6 +245,21 @@ pub fn count_attempt(
     }
 }
 
+/// Counts a refresh of `session`; `429 rate_limited` with `Retry-After`
+/// when the session has spent its budget. Called once the refresh token's
+/// signature is verified, so that only a holder of the session's tokens
+/// spends its budget.
+pub fn check_session(state: &AppState, session: Uuid) -> Result<(), ApiError> {
+    match state.refresh_limit.check_key(session, state.clock.now()) {
+        Decision::Allowed => Ok(()),
+        Decision::Limited { retry_after } => Err(ApiError::new(
+            ErrorCode::RateLimited,
+            "This session is refreshing too often; try again later.",
+        )
+        .with_retry_after(retry_after)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +269,7 @@ mod tests {
         RateLimitSettings {
             enabled,
             per_ip_per_minute: per_minute,
+            refresh_per_session_per_minute: per_minute,
             lockout_threshold: 5,
             lockout_seconds: 60,
         }
@@ -288,6 +335,23 @@ mod tests {
         limiter.refund(ip);
         assert_eq!(limiter.check(ip, t0()), Decision::Allowed);
         assert!(matches!(limiter.check(ip, t0()), Decision::Limited { .. }));
+    }
+
+    #[test]
+    fn sessions_have_budgets_of_their_own() {
+        let limiter = RateLimiter::per_session(&settings(2, true));
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        assert_eq!(limiter.check_key(a, t0()), Decision::Allowed);
+        assert_eq!(limiter.check_key(a, t0()), Decision::Allowed);
+        assert_eq!(
+            limiter.check_key(a, t0()),
+            Decision::Limited { retry_after: 30 }
+        );
+        assert_eq!(limiter.check_key(b, t0()), Decision::Allowed);
+        let off = RateLimiter::per_session(&settings(1, false));
+        for _ in 0..5 {
+            assert_eq!(off.check_key(a, t0()), Decision::Allowed);
+        }
     }
 
     #[test]

@@ -14,7 +14,8 @@ use super::auth::{bearer_token, token_error, Authenticated};
 use super::body::{optional_text, required, Body};
 use super::openapi::{BodyErrors, ErrorBody};
 use super::{
-    blocking, browser, client_ip, rate_limit, remember_revoked, user_agent, web_app, AppState,
+    blocking, browser, client_ip, hash_slot, rate_limit, remember_revoked, user_agent, web_app,
+    AppState,
 };
 use crate::domain::{Password, Username};
 use crate::error::{ApiError, ErrorCode};
@@ -180,12 +181,14 @@ async fn register(
     let password = Password::parse(&required(req.password, "password")?, "password")
         .map_err(ApiError::invalid_request)?;
     let name = optional_text(req.name, "name", MAX_NAME_CHARS)?;
+    let slot = hash_slot(&state)?;
     let (pool, cost, now) = (
         state.pool.clone(),
         state.settings.auth.bcrypt_cost,
         state.clock.now(),
     );
     let user = blocking(move || {
+        let _slot = slot;
         accounts::register(
             &pool,
             &username,
@@ -236,10 +239,12 @@ async fn login(
     rate_limit::check_client(&state, &req)?;
     let username = required(body.0.username, "username")?;
     let password = required(body.0.password, "password")?;
-    let ip = client_ip(&req, &state.settings);
+    let ip = client_ip(&req, &state);
     let agent = user_agent(&req);
+    let slot = hash_slot(&state)?;
     let shared = state.clone();
     let pair = blocking(move || {
+        let _slot = slot;
         let attempt = LoginAttempt {
             username: &username,
             password: &password,
@@ -278,6 +283,7 @@ struct RefreshRequest {
         (status = 401, body = ErrorBody,
          description = "invalid_token, token_expired, token_reused or session_revoked"),
         (status = 403, body = ErrorBody, description = "user_banned, or forbidden (browser origin)"),
+        (status = 429, body = ErrorBody, description = "rate_limited: this session refreshes too often (Retry-After)"),
         BodyErrors,
     ))]
 async fn refresh_pair(
@@ -299,7 +305,8 @@ async fn refresh_pair(
         .tokens
         .verify_refresh(&token, now.timestamp())
         .map_err(token_error)?;
-    let ip = client_ip(&req, &state.settings);
+    rate_limit::check_session(&state, claims.sid)?;
+    let ip = client_ip(&req, &state);
     let shared = state.clone();
     let session = claims.sid;
     let outcome = blocking(move || {
@@ -406,7 +413,7 @@ async fn logout(
             ))
         }
     };
-    let ip = client_ip(&req, &state.settings);
+    let ip = client_ip(&req, &state);
     let pool = state.pool.clone();
     let grace = state.settings.auth.reuse_grace_seconds;
     let revoked = blocking(move || {

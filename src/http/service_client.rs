@@ -74,7 +74,7 @@ impl ServiceClient {
         state: &AppState,
         form: FormCredentials<'_>,
     ) -> Result<Self, ApiError> {
-        let ip = client_ip(req, &state.settings);
+        let ip = client_ip(req, state);
         let now = state.clock.now();
         rate_limit::count_attempt(&state.service_auth_limit, ip.as_deref(), now)?;
         let found = match (basic_credentials(req), form.present()) {

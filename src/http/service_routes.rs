@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::auth::is_revoked;
+use super::auth::verify_live_access;
 use super::body::Body;
 use super::openapi::{BodyErrors, ErrorBody};
 use super::routes::resource;
@@ -167,9 +167,9 @@ async fn introspect(
         .token
         .ok_or_else(|| ApiError::invalid_request("token is required"))?;
     let now = state.clock.now().timestamp();
-    let answer = match state.tokens.verify_access(&token, now) {
-        Ok(claims) if !is_revoked(&state, &claims) => Introspection::Active(claims.into()),
-        _ => Introspection::Inactive(InactiveToken { active: false }),
+    let answer = match verify_live_access(&state, &token, now) {
+        Ok(claims) => Introspection::Active(claims.into()),
+        Err(_) => Introspection::Inactive(InactiveToken { active: false }),
     };
     Ok(HttpResponse::Ok()
         .insert_header(CacheControl(vec![CacheDirective::NoStore]))

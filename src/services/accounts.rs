@@ -4,11 +4,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::{issue_pair, whole_seconds, RefreshState, TokenPair, Unexpected, UserSummary};
+use super::{issue_pair, lockout, whole_seconds, RefreshState, TokenPair, Unexpected, UserSummary};
 use crate::config::Settings;
 use crate::db::events::{self, EventKind, NewEvent};
 use crate::db::users::{self, NewUser, UserRow};
-use crate::db::{sessions, throttle, DbPool};
+use crate::db::{sessions, DbPool};
 use crate::domain::password;
 use crate::domain::tokens::Tokens;
 use crate::domain::{Password, Username};
@@ -91,17 +91,18 @@ pub fn login(
     // account's lockout count over several keys) fails like an unknown
     // name, after the same dummy verification.
     let storable = Username::parse(attempt.username).is_ok();
-    let throttle_key = attempt.username.to_ascii_lowercase();
-    let lockout = settings.rate_limit.enabled && storable;
     let user = {
         let mut conn = pool.get().map_err(Unexpected::from)?;
-        if lockout {
-            if let Some(until) = throttle::locked_until(&mut conn, &throttle_key, now)? {
-                let retry_after = (until - now).num_seconds() + 1;
-                return Err(LoginError::LockedOut { retry_after });
-            }
-        }
         if storable {
+            // Counted before the check, so that simultaneous guesses cannot
+            // all pass a count read before any of them was recorded.
+            if let Err(locked) =
+                lockout::take_attempt(&mut conn, &settings.rate_limit, attempt.username, now)?
+            {
+                return Err(LoginError::LockedOut {
+                    retry_after: locked.retry_after,
+                });
+            }
             users::find_by_username(&mut conn, attempt.username)?
         } else {
             None
@@ -117,22 +118,12 @@ pub fn login(
     let user = match user {
         Some(user) if matches => user,
         user => {
-            conn.transaction(|conn| {
-                if lockout {
-                    throttle::record_failure(
-                        conn,
-                        &throttle_key,
-                        now,
-                        settings.rate_limit.lockout_threshold,
-                        TimeDelta::seconds(settings.rate_limit.lockout_seconds),
-                    )?;
-                }
-                let mut event = NewEvent::new(EventKind::LoginFailed, now).ip(attempt.ip);
-                if let Some(user) = &user {
-                    event = event.user(user.id);
-                }
-                events::record(conn, event)
-            })?;
+            // The attempt was counted before the check: only the event is left.
+            let mut event = NewEvent::new(EventKind::LoginFailed, now).ip(attempt.ip);
+            if let Some(user) = &user {
+                event = event.user(user.id);
+            }
+            events::record(&mut conn, event)?;
             return Err(LoginError::InvalidCredentials);
         }
     };
@@ -184,9 +175,7 @@ pub fn login(
             },
         )?;
         users::record_login(conn, user.id, now)?;
-        if lockout {
-            throttle::reset(conn, &throttle_key)?;
-        }
+        lockout::forget(conn, &settings.rate_limit, attempt.username)?;
         events::record(
             conn,
             NewEvent::new(EventKind::LoginSucceeded, now)

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod keys;
+pub mod lockout;
 pub mod logout;
 pub mod refresh;
 pub mod self_service;

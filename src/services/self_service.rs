@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::Unexpected;
+use super::{lockout, Unexpected};
+use crate::config::RateLimitSettings;
 use crate::db::events::{self, EventKind, NewEvent};
 use crate::db::sessions::{self, Scope, SessionRow};
 use crate::db::{users, DbPool};
@@ -21,6 +22,10 @@ pub enum SelfServiceError {
     WrongPassword,
     #[error("user banned")]
     Banned,
+    /// Too many wrong passwords in a row for this username (the login
+    /// lockout): no check for this many seconds.
+    #[error("too many failed password checks")]
+    LockedOut { retry_after: i64 },
     /// The caller's own session (or user) is gone.
     #[error("session revoked")]
     Revoked,
@@ -79,20 +84,40 @@ pub struct PasswordChange<'a> {
 /// other session of the user, with a `password_changed` event, in one
 /// transaction; returns the revoked session ids. No connection is held
 /// during the two bcrypt computations.
+///
+/// The check of the current password is an attempt at the username's
+/// lockout like a login's (a stolen access token must not buy unlimited
+/// guesses); a wrong one is logged as `password_change_failed`.
 pub fn change_password(
     pool: &DbPool,
     bcrypt_cost: u32,
+    limits: &RateLimitSettings,
     change: &PasswordChange<'_>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Uuid>, SelfServiceError> {
     let user = {
         let mut conn = pool.get().map_err(Unexpected::from)?;
-        users::find(&mut conn, change.user_id)?.ok_or(SelfServiceError::Revoked)?
+        let user = users::find(&mut conn, change.user_id)?.ok_or(SelfServiceError::Revoked)?;
+        if user.is_banned(now) {
+            return Err(SelfServiceError::Banned);
+        }
+        if let Err(locked) = lockout::take_attempt(&mut conn, limits, &user.username, now)? {
+            return Err(SelfServiceError::LockedOut {
+                retry_after: locked.retry_after,
+            });
+        }
+        user
     };
-    if user.is_banned(now) {
-        return Err(SelfServiceError::Banned);
-    }
     if !password::verify(change.current, &user.password_hash) {
+        let mut conn = pool.get().map_err(Unexpected::from)?;
+        events::record(
+            &mut conn,
+            NewEvent::new(EventKind::PasswordChangeFailed, now)
+                .user(user.id)
+                .session(change.session_id)
+                .actor(Some(user.id))
+                .ip(change.ip),
+        )?;
         return Err(SelfServiceError::WrongPassword);
     }
     let hash = change.new.hash(bcrypt_cost).map_err(Unexpected::from)?;
@@ -106,6 +131,7 @@ pub fn change_password(
         if !users::replace_password_hash(conn, user.id, &user.password_hash, &hash)? {
             return Err(SelfServiceError::WrongPassword);
         }
+        lockout::forget(conn, limits, &user.username)?;
         let revoked = sessions::revoke(
             conn,
             user.id,

@@ -146,7 +146,16 @@ impl Drop for TestDb {
 /// Settings for a test app on `db`: port 0, cheap bcrypt, keys in the
 /// database.
 pub fn test_settings(db: &TestDb) -> Settings {
-    let mut s = Settings::defaults().unwrap();
+    let mut s = for_test(Settings::defaults().unwrap(), db);
+    // Tests of concurrent refreshes send dozens of one session's refreshes
+    // in a second; the limit itself is tested with its own budget
+    // (`floods.rs`).
+    s.rate_limit.refresh_per_session_per_minute = 1000;
+    s
+}
+
+/// `settings` with the test overrides of [`test_settings`] applied.
+fn for_test(mut s: Settings, db: &TestDb) -> Settings {
     s.database.url = Secret::new(db.url.clone());
     s.database.pool_size = Some(4);
     s.server.port = 0;
@@ -191,6 +200,24 @@ impl std::ops::Deref for Harness {
 
 pub async fn spawn_app() -> Harness {
     spawn_app_with(|_| {}).await
+}
+
+/// A test app configured as an operator would: the built-in defaults with
+/// these `KEYWARD__…` variables applied, then the test overrides and
+/// `configure`.
+pub async fn spawn_app_with_env(
+    vars: &[(&str, &str)],
+    configure: impl FnOnce(&mut Settings),
+) -> Harness {
+    let db = TestDb::new();
+    let env: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut settings = for_test(Settings::from_env(&env).unwrap(), &db);
+    configure(&mut settings);
+    let app = spawn_on(settings, Clock::system()).await;
+    Harness { app, db }
 }
 
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> Harness {
@@ -510,6 +537,46 @@ pub fn field<'a>(value: &'a Value, key: &str) -> &'a str {
     value[key]
         .as_str()
         .unwrap_or_else(|| panic!("no text field {key} in {value}"))
+}
+
+/// Runs the `n` requests `make` builds, released together by a barrier
+/// once all of them are ready, and returns their replies in order.
+pub async fn all_at_once<F, Fut>(n: usize, make: F) -> Vec<Reply>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Reply>,
+{
+    let barrier = tokio::sync::Barrier::new(n);
+    let barrier = &barrier;
+    futures_util::future::join_all((0..n).map(|i| {
+        let request = make(i);
+        async move {
+            barrier.wait().await;
+            request.await
+        }
+    }))
+    .await
+}
+
+/// How many replies have this status.
+pub fn count_status(replies: &[Reply], status: u16) -> usize {
+    replies.iter().filter(|r| r.status == status).count()
+}
+
+/// The text column `value` of every row a query returns (NULL as "NULL").
+pub fn query_texts(db: &TestDb, sql: &str) -> Vec<String> {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        value: Option<String>,
+    }
+    use diesel::RunQueryDsl;
+    diesel::sql_query(sql)
+        .load::<Row>(&mut db.connect())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.value.unwrap_or_else(|| "NULL".into()))
+        .collect()
 }
 
 /// Runs the keyward binary against the test database.

@@ -8,12 +8,15 @@ mod helpers;
 mod admin;
 mod basics;
 mod browser;
+mod client_address;
 mod convergence;
 #[allow(dead_code)]
 mod db_proxy;
 mod e2e;
+mod floods;
 mod hardening;
 mod introspection;
+mod lockout;
 mod logout;
 mod operations;
 mod refresh;
