@@ -13,6 +13,9 @@ const DEFAULTS: &str = include_str!("../config/default.toml");
 /// seconds (or days, for the retention settings).
 const MAX_DURATION: i64 = 315_360_000;
 
+/// The largest session cap: far beyond any real user's devices.
+const MAX_SESSIONS_PER_USER: i64 = 100_000;
+
 /// Every setting keyward reads.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
@@ -58,6 +61,9 @@ pub struct AuthSettings {
     pub leeway_seconds: i64,
     pub bcrypt_cost: u32,
     pub allow_registration: bool,
+    /// At most this many live sessions per user; a login beyond it revokes
+    /// the least recently used one. 0: no limit.
+    pub max_sessions_per_user: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -192,6 +198,12 @@ impl Settings {
                 return bad(key, "must be between 0 and 86400");
             }
         }
+        if !(0..=MAX_SESSIONS_PER_USER).contains(&auth.max_sessions_per_user) {
+            return bad(
+                "auth.max_sessions_per_user",
+                "must be between 0 (no limit) and 100000",
+            );
+        }
         if self.rate_limit.lockout_threshold < 1 {
             return bad("rate_limit.lockout_threshold", "must be at least 1");
         }
@@ -260,6 +272,7 @@ mod tests {
         assert!(s.auth.jwt_secret.is_none());
         assert!(s.cookie.secure);
         assert!(s.cors.allowed_origins.is_empty());
+        assert_eq!(s.auth.max_sessions_per_user, 0);
     }
 
     #[test]
@@ -296,6 +309,11 @@ mod tests {
             ("KEYWARD__SERVER__PORT", "70000", "port"),
             ("KEYWARD__AUTH__JWT_SECRET", "short", "auth.jwt_secret"),
             ("KEYWARD__AUTH__ALGORITHM", "RS256", "algorithm"),
+            (
+                "KEYWARD__AUTH__MAX_SESSIONS_PER_USER",
+                "-1",
+                "auth.max_sessions_per_user",
+            ),
         ] {
             let err = Settings::from_env(&env(&[(key, value)]))
                 .unwrap_err()

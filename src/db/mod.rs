@@ -4,6 +4,7 @@
 pub mod events;
 pub mod keys;
 pub mod schema;
+pub mod session_policy;
 pub mod sessions;
 pub mod throttle;
 pub mod users;

@@ -8,6 +8,8 @@ pub mod keys;
 pub mod logout;
 pub mod refresh;
 pub mod self_service;
+pub mod session_policy;
+pub mod stats;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -36,6 +38,9 @@ pub struct TokenPair {
     pub refresh_expires_in: i64,
     pub session_id: Uuid,
     pub user: UserSummary,
+    /// Sessions this sign-in ended to stay within the session cap
+    /// (`auth.max_sessions_per_user`).
+    pub superseded: Vec<Uuid>,
 }
 
 /// The refresh token a session currently honours, as stored: its `jti`,
@@ -112,6 +117,7 @@ pub fn issue_pair(
         refresh_expires_in: (refresh_claims.exp - now_s).max(0),
         session_id: refresh.session_id,
         user,
+        superseded: Vec::new(),
     })
 }
 

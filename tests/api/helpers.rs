@@ -300,6 +300,14 @@ impl TestApp {
         read(req.send().await.unwrap()).await
     }
 
+    pub async fn patch_json(&self, path: &str, body: &Value, token: Option<&str>) -> Reply {
+        let mut req = self.client.patch(self.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        read(req.send().await.unwrap()).await
+    }
+
     pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Reply {
         let body = serde_urlencoded::to_string(fields).unwrap();
         let req = self
@@ -485,4 +493,20 @@ pub fn field<'a>(value: &'a Value, key: &str) -> &'a str {
     value[key]
         .as_str()
         .unwrap_or_else(|| panic!("no text field {key} in {value}"))
+}
+
+/// Runs the keyward binary against the test database.
+pub fn keyward_cli(database_url: &str, args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("KEYWARD_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("KEYWARD__AUTH__BCRYPT_COST", "4")
+        .output()
+        .unwrap()
 }

@@ -14,5 +14,8 @@ mod logout;
 mod operations;
 mod refresh;
 mod revocation;
+mod revoke_all;
+mod session_policy;
 mod sessions;
+mod stats;
 mod tokens;
