@@ -3,6 +3,7 @@
 
 pub mod events;
 pub mod keys;
+pub mod revocations;
 pub mod schema;
 pub mod session_policy;
 pub mod sessions;

@@ -3,8 +3,10 @@
 
 pub mod bcrypt_threads;
 pub mod device;
+pub mod feed_cursor;
 pub mod password;
 pub mod revocation;
+pub mod revocation_feed;
 pub mod token_cache;
 pub mod tokens;
 pub mod username;
