@@ -133,23 +133,3 @@ pub fn rename(
     .get_result(conn)
     .optional()
 }
-
-/// Appends "every access token with `auth_time` before `auth_before` is
-/// revoked" (reason `revoked_all`) to the revocation log and notifies the
-/// listeners. (Until the `revocations` module of the shared feed lands.)
-pub fn append_auth_before(
-    conn: &mut PgConnection,
-    auth_before: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> QueryResult<()> {
-    diesel::sql_query(format!(
-        "WITH logged AS (INSERT INTO revocations (at, reason, auth_before) \
-           VALUES ($1, 'revoked_all', $2) RETURNING id) \
-         SELECT pg_notify('{channel}', 'auth_before') FROM logged",
-        channel = super::REVOCATION_CHANNEL
-    ))
-    .bind::<Timestamptz, _>(now)
-    .bind::<Timestamptz, _>(auth_before)
-    .execute(conn)
-    .map(drop)
-}

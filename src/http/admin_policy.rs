@@ -14,6 +14,7 @@ use super::routes::resource;
 use super::AppState;
 use crate::db::StoreError;
 use crate::error::ApiError;
+use crate::services::revocation_horizon;
 use crate::services::session_policy::{self, REVOKED_ALL};
 use crate::services::stats::{self, HourStats, Overview, MAX_HOURS};
 
@@ -67,6 +68,12 @@ async fn revoke_all_sessions(
         session_policy::revoke_all(&mut conn, Some(actor), before, now).map_err(StoreError::from)
     })
     .await?;
+    // This instance refuses the tokens at once; the others as soon as their
+    // listener reads the log entry.
+    state.revoked.insert_auth_before(
+        outcome.auth_before.timestamp(),
+        now.timestamp() + revocation_horizon(&state.settings),
+    );
     state
         .metrics
         .revoked(REVOKED_ALL, usize::try_from(outcome.revoked).unwrap_or(0));

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use crate::db::events::{self, EventKind, NewEvent};
+use crate::db::revocations;
 use crate::db::session_policy::{self, BatchCursor};
 use crate::db::sessions::{self, Scope, SessionRow};
 
@@ -110,7 +111,7 @@ pub fn revoke_all(
     now: DateTime<Utc>,
 ) -> QueryResult<RevokedAll> {
     let auth_before = auth_before(before);
-    conn.transaction(|conn| session_policy::append_auth_before(conn, auth_before, now))?;
+    conn.transaction(|conn| revocations::append_auth_before(conn, auth_before, now))?;
     let mut revoked = 0;
     let mut cursor = BatchCursor::start();
     while let Some((count, next)) = session_policy::revoke_batch_created_before(
