@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::{self, users};
 use crate::domain::{Password, Username};
-use crate::services::{accounts, admin, keys, lockout, service_registry};
+use crate::services::{accounts, admin, keys, lockout, service_registry, session_policy};
 use crate::startup::Application;
 
 #[derive(Debug, Parser)]
@@ -80,10 +80,16 @@ enum UsersCommand {
 
 #[derive(Debug, Subcommand)]
 enum SessionsCommand {
-    /// Revoke every session of a user.
+    /// Revoke every session of a user (--user), or sign everyone out (--all).
     Revoke {
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        user: Option<String>,
+        /// Every live session created before --before (default: now).
         #[arg(long)]
-        user: String,
+        all: bool,
+        /// RFC 3339; only with --all.
+        #[arg(long, requires = "all")]
+        before: Option<String>,
     },
 }
 
@@ -124,7 +130,24 @@ fn run(command: Command) -> Result<(), String> {
         Command::Serve => serve(settings, clock),
         Command::Migrate => db::prepare_database(settings.database.url.expose()),
         Command::Users(cmd) => users_command(cmd, &settings, &clock),
-        Command::Sessions(SessionsCommand::Revoke { user }) => {
+        Command::Sessions(SessionsCommand::Revoke {
+            user: None, before, ..
+        }) => {
+            let now = clock.now();
+            let before = session_policy::parse_before(before.as_deref(), now)?;
+            let mut conn = connect(&settings)?;
+            let outcome = session_policy::revoke_all(&mut conn, None, before, now)
+                .map_err(|e| format!("database: {e}"))?;
+            println!(
+                "revoked {} session(s) signed in before {}",
+                outcome.revoked,
+                outcome.auth_before.to_rfc3339()
+            );
+            Ok(())
+        }
+        Command::Sessions(SessionsCommand::Revoke {
+            user: Some(user), ..
+        }) => {
             let mut conn = connect(&settings)?;
             let user = find_user(&mut conn, &user)?;
             let revoked = admin::revoke_user_sessions(&mut conn, user.id, None, clock.now())

@@ -16,6 +16,8 @@ const MAX_DURATION: i64 = 315_360_000;
 /// The largest `auth.max_pending_hashes`: each waiting check may hold a
 /// blocking thread, and far more than this would only queue longer.
 const MAX_PENDING_HASHES: u32 = 65_536;
+/// The largest session cap: far beyond any real user's devices.
+const MAX_SESSIONS_PER_USER: i64 = 100_000;
 
 /// Every setting keyward reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -84,6 +86,9 @@ pub struct AuthSettings {
     /// 16 per core (see [`Settings::max_pending_hashes`]).
     pub max_pending_hashes: Option<u32>,
     pub allow_registration: bool,
+    /// At most this many live sessions per user; a login beyond it revokes
+    /// the least recently used one. 0: no limit.
+    pub max_sessions_per_user: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -230,6 +235,12 @@ impl Settings {
                 return bad(key, "must be between 0 and 86400");
             }
         }
+        if !(0..=MAX_SESSIONS_PER_USER).contains(&auth.max_sessions_per_user) {
+            return bad(
+                "auth.max_sessions_per_user",
+                "must be between 0 (no limit) and 100000",
+            );
+        }
         if self.rate_limit.lockout_threshold < 1 {
             return bad("rate_limit.lockout_threshold", "must be at least 1");
         }
@@ -375,6 +386,7 @@ mod tests {
         assert!(s.auth.jwt_secret.is_none());
         assert!(s.cookie.secure);
         assert!(s.cors.allowed_origins.is_empty());
+        assert_eq!(s.auth.max_sessions_per_user, 0);
         assert_eq!(s.revocation.poll_seconds, 2);
         assert_eq!(s.revocation.max_staleness_seconds, 0);
         assert_eq!(s.rate_limit.refresh_per_session_per_minute, 30);
@@ -439,6 +451,11 @@ mod tests {
             ("KEYWARD__SERVER__PORT", "70000", "port"),
             ("KEYWARD__AUTH__JWT_SECRET", "short", "auth.jwt_secret"),
             ("KEYWARD__AUTH__ALGORITHM", "RS256", "algorithm"),
+            (
+                "KEYWARD__AUTH__MAX_SESSIONS_PER_USER",
+                "-1",
+                "auth.max_sessions_per_user",
+            ),
             (
                 "KEYWARD__REVOCATION__POLL_SECONDS",
                 "0",

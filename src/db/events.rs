@@ -23,6 +23,7 @@ pub enum EventKind {
     ServiceCreated,
     ServiceDeleted,
     PasswordChangeFailed,
+    SessionsRevokedAll,
 }
 
 impl EventKind {
@@ -41,6 +42,7 @@ impl EventKind {
             Self::ServiceCreated => "service_created",
             Self::ServiceDeleted => "service_deleted",
             Self::PasswordChangeFailed => "password_change_failed",
+            Self::SessionsRevokedAll => "sessions_revoked_all",
         }
     }
 }
@@ -135,4 +137,64 @@ pub fn list(
         query = query.filter(events::id.lt(before));
     }
     query.load(conn)
+}
+
+/// How many events of one kind happened in one hour (UTC).
+#[derive(Debug, QueryableByName)]
+pub struct HourlyCount {
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub hour: DateTime<Utc>,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub kind: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub count: i64,
+}
+
+/// Events of `kinds` in `[since, until)`, counted by hour and kind. Reads
+/// only the `events_at_kind` index (an index-only scan of the time range).
+pub fn count_by_hour(
+    conn: &mut PgConnection,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    kinds: &[&str],
+) -> QueryResult<Vec<HourlyCount>> {
+    hourly(
+        conn,
+        "SELECT date_trunc('hour', at, 'UTC') AS hour, kind, count(*) AS count \
+         FROM events WHERE at >= $1 AND at < $2 AND kind = ANY($3) GROUP BY 1, 2",
+        (since, until, kinds),
+    )
+}
+
+/// The sum of `detail.revoked` (how many sessions an event ended) over the
+/// events of `kinds` in `[since, until)`, by hour; `kind` is empty. These
+/// kinds are rare next to `refreshed`, so reading their rows costs little.
+pub fn sum_revoked_by_hour(
+    conn: &mut PgConnection,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    kinds: &[&str],
+) -> QueryResult<Vec<HourlyCount>> {
+    hourly(
+        conn,
+        "SELECT date_trunc('hour', at, 'UTC') AS hour, '' AS kind, \
+           coalesce(sum(CASE WHEN jsonb_typeof(detail -> 'revoked') = 'number' \
+                        THEN (detail ->> 'revoked')::numeric END), 0)::bigint AS count \
+         FROM events WHERE at >= $1 AND at < $2 AND kind = ANY($3) GROUP BY 1",
+        (since, until, kinds),
+    )
+}
+
+/// Runs an hourly aggregate whose `$1`, `$2`, `$3` are since, until, kinds.
+fn hourly(
+    conn: &mut PgConnection,
+    sql: &str,
+    (since, until, kinds): (DateTime<Utc>, DateTime<Utc>, &[&str]),
+) -> QueryResult<Vec<HourlyCount>> {
+    use diesel::sql_types::{Array, Text, Timestamptz};
+    diesel::sql_query(sql)
+        .bind::<Timestamptz, _>(since)
+        .bind::<Timestamptz, _>(until)
+        .bind::<Array<Text>, _>(kinds)
+        .load(conn)
 }

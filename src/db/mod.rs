@@ -6,6 +6,7 @@ pub mod keys;
 pub mod revocations;
 pub mod schema;
 pub mod services;
+pub mod session_policy;
 pub mod sessions;
 pub mod throttle;
 pub mod users;

@@ -59,6 +59,8 @@ diesel::table! {
         revoked_reason -> Nullable<Text>,
         user_agent -> Nullable<Text>,
         ip -> Nullable<Text>,
+        name -> Nullable<Text>,
+        last_ip -> Nullable<Text>,
     }
 }
 

@@ -25,6 +25,10 @@ pub struct SessionRow {
     pub revoked_reason: Option<String>,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    /// The name the user gave the session, if any.
+    pub name: Option<String>,
+    /// The address the session was last used from (sign-in or refresh).
+    pub last_ip: Option<String>,
 }
 
 #[derive(Debug, Insertable)]
@@ -39,6 +43,7 @@ pub struct NewSession<'a> {
     pub expires_at: DateTime<Utc>,
     pub user_agent: Option<&'a str>,
     pub ip: Option<&'a str>,
+    pub last_ip: Option<&'a str>,
 }
 
 pub fn insert(conn: &mut PgConnection, session: &NewSession<'_>) -> QueryResult<()> {
@@ -120,7 +125,7 @@ pub const ROTATE_SQL: &str =
     "WITH before AS (SELECT previous_jti, rotated_at FROM sessions WHERE id = $5), \
      rotated AS (UPDATE sessions AS s \
      SET previous_jti = s.current_jti, current_jti = $1, rotated_at = $2, \
-         last_used_at = $2, \
+         last_used_at = $2, last_ip = COALESCE($7, s.last_ip), \
          expires_at = LEAST($2 + make_interval(secs => $3), \
                             s.created_at + make_interval(secs => $4)) \
      FROM users AS u \

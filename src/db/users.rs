@@ -183,6 +183,29 @@ pub fn find_for_update(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<
         .optional()
 }
 
+/// How many users there are, and how many of them are banned at `now` (a
+/// ban whose time has run out no longer counts), in one scan.
+pub fn count_all_and_banned(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+) -> QueryResult<(i64, i64)> {
+    #[derive(QueryableByName)]
+    struct Counts {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        users: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        banned: i64,
+    }
+    let counts: Counts = diesel::sql_query(
+        "SELECT count(*) AS users, \
+           count(*) FILTER (WHERE banned AND (banned_until IS NULL OR banned_until > $1)) AS banned \
+         FROM users",
+    )
+    .bind::<diesel::sql_types::Timestamptz, _>(now)
+    .get_result(conn)?;
+    Ok((counts.users, counts.banned))
+}
+
 #[cfg(test)]
 mod tests {
     use super::escape_like;

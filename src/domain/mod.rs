@@ -2,6 +2,7 @@
 //! the set of revoked sessions.
 
 pub mod bcrypt_threads;
+pub mod device;
 pub mod feed_cursor;
 pub mod password;
 pub mod revocation;

@@ -1,5 +1,5 @@
 //! The caller's own account: `GET /auth/sessions`,
-//! `DELETE /auth/sessions/{id}` and `POST /auth/password`.
+//! `DELETE` and `PATCH /auth/sessions/{id}` and `POST /auth/password`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -9,20 +9,26 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::Authenticated;
-use super::body::{required, Body};
+use super::body::{optional_text, required, Body};
 use super::openapi::{AccessErrors, BodyErrors, ErrorBody};
 use super::routes::resource;
 use super::{blocking, client_ip, hash_slot, no_content, remember_revoked, AppState};
 use crate::db::sessions::SessionRow;
+use crate::domain::device::device_name;
 use crate::domain::Password;
 use crate::error::ApiError;
 use crate::services::self_service::{self, PasswordChange};
+use crate::services::session_policy;
 
 type State = web::Data<AppState>;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/auth/sessions").route(web::get().to(list_sessions)))
-        .service(resource("/auth/sessions/{id}").route(web::delete().to(revoke_session)))
+        .service(
+            resource("/auth/sessions/{id}")
+                .route(web::delete().to(revoke_session))
+                .route(web::patch().to(rename_session)),
+        )
         .service(resource("/auth/password").route(web::post().to(change_password)));
 }
 
@@ -56,7 +62,14 @@ pub(super) struct SessionBody {
     last_used_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
     user_agent: Option<String>,
+    /// The address the session signed in from.
     ip: Option<String>,
+    /// The address the session was last used from (sign-in or refresh).
+    last_ip: Option<String>,
+    /// The name its user gave it (`PATCH /auth/sessions/{id}`), or null.
+    name: Option<String>,
+    /// A readable name derived from the user agent, e.g. "Chrome on Linux".
+    device: String,
 }
 
 impl From<SessionRow> for SessionBody {
@@ -66,8 +79,11 @@ impl From<SessionRow> for SessionBody {
             created_at: s.created_at,
             last_used_at: s.last_used_at,
             expires_at: s.expires_at,
+            device: device_name(s.user_agent.as_deref()),
             user_agent: s.user_agent,
+            last_ip: s.last_ip.or_else(|| s.ip.clone()),
             ip: s.ip,
+            name: s.name,
         }
     }
 }
@@ -138,6 +154,54 @@ async fn revoke_session(
     .await?;
     remember_revoked(&state, "revoked_by_user", revoked, now);
     Ok(no_content())
+}
+
+/// The longest session name, in characters.
+const MAX_SESSION_NAME_CHARS: usize = 64;
+
+#[derive(Deserialize, ToSchema)]
+struct RenameRequest {
+    /// At most 64 characters, without control characters; null or blank
+    /// removes the name (the device name shows again).
+    #[schema(max_length = 64)]
+    name: Option<String>,
+}
+
+/// Names one of the caller's own live sessions.
+#[utoipa::path(patch, path = "/auth/sessions/{id}", tag = "account", security(("bearer" = [])),
+    operation_id = "rename_own_session",
+    params(("id" = Uuid, Path, description = "A session id")),
+    request_body(content(
+        (RenameRequest = "application/json"),
+        (RenameRequest = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, body = OwnSession, description = "The session, renamed"),
+        (status = 400, body = ErrorBody, description = "invalid_request: a malformed name"),
+        AccessErrors,
+        (status = 404, body = ErrorBody,
+         description = "not_found: no such live session among the caller's (another user's included)"),
+        BodyErrors,
+    ))]
+async fn rename_session(
+    state: State,
+    auth: Authenticated,
+    path: web::Path<String>,
+    body: Body<RenameRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let session_id = path_id(&path)?;
+    let name = optional_text(body.0.name, "name", MAX_SESSION_NAME_CHARS)?;
+    let (user_id, current) = (auth.0.sub, auth.0.sid);
+    let now = state.clock.now();
+    let row = with_conn(&state, move |conn| {
+        session_policy::rename_own_session(conn, user_id, session_id, name.as_deref(), now)
+            .map_err(|e| ApiError::from(crate::db::StoreError::from(e)))
+    })
+    .await?
+    .ok_or_else(ApiError::not_found)?;
+    Ok(HttpResponse::Ok().json(OwnSession {
+        current: row.id == current,
+        session: row.into(),
+    }))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -40,7 +40,7 @@ impl CorsPolicy {
         // can only fail to match, never stop the workers from starting.
         Cors::default()
             .allowed_origin_fn(move |origin, _| browser::is_listed_origin(origin, &settings))
-            .allowed_methods([Method::GET, Method::POST, Method::DELETE])
+            .allowed_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
             .allowed_headers([
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,

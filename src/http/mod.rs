@@ -3,6 +3,7 @@
 
 mod account;
 mod admin;
+mod admin_policy;
 pub mod auth;
 pub mod body;
 pub mod browser;

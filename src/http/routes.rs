@@ -44,6 +44,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/metrics").route(web::get().to(super::metrics::scrape)))
         .service(resource("/openapi.json").route(web::get().to(super::openapi::openapi_json)));
     super::account::configure(cfg);
+    super::admin_policy::configure(cfg);
     super::admin::configure(cfg);
     super::service_routes::configure(cfg);
     web_app::configure(cfg);
@@ -262,7 +263,10 @@ async fn login(
     })
     .await;
     state.metrics.login(&pair);
-    Ok(token_response(&req, &state, pair?))
+    let mut pair = pair?;
+    let superseded = std::mem::take(&mut pair.superseded);
+    remember_revoked(&state, "session_limit", superseded, state.clock.now());
+    Ok(token_response(&req, &state, pair))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -1,4 +1,4 @@
-//! The browser app (API.md section 4): three files compiled into the binary,
+//! The browser app (API.md section 4): its files compiled into the binary,
 //! served with a Content-Security-Policy that allows no inline script.
 
 use actix_web::http::header::{self, CacheControl, CacheDirective};
@@ -8,6 +8,8 @@ use super::routes::resource;
 
 const INDEX_HTML: &str = include_str!("../web/index.html");
 const APP_JS: &str = include_str!("../web/app.js");
+const OVERVIEW_JS: &str = include_str!("../web/overview.js");
+const SESSION_NAME_JS: &str = include_str!("../web/session_name.js");
 const STYLE_CSS: &str = include_str!("../web/style.css");
 
 /// No inline scripts or styles, no framing, nothing from elsewhere.
@@ -18,6 +20,8 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/").route(web::get().to(index)))
         .service(resource("/app.js").route(web::get().to(app_js)))
+        .service(resource("/overview.js").route(web::get().to(overview_js)))
+        .service(resource("/session_name.js").route(web::get().to(session_name_js)))
         .service(resource("/style.css").route(web::get().to(style_css)));
 }
 
@@ -42,6 +46,20 @@ async fn index() -> HttpResponse {
     responses((status = 200, body = String, content_type = "text/javascript", description = "The app's script")))]
 async fn app_js() -> HttpResponse {
     asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+/// The admin panel's overview (a module `app.js` imports).
+#[utoipa::path(get, path = "/overview.js", tag = "browser",
+    responses((status = 200, body = String, content_type = "text/javascript", description = "The overview's script")))]
+async fn overview_js() -> HttpResponse {
+    asset("text/javascript; charset=utf-8", OVERVIEW_JS)
+}
+
+/// Renaming one's own session (a module `app.js` imports).
+#[utoipa::path(get, path = "/session_name.js", tag = "browser",
+    responses((status = 200, body = String, content_type = "text/javascript", description = "The session-renaming script")))]
+async fn session_name_js() -> HttpResponse {
+    asset("text/javascript; charset=utf-8", SESSION_NAME_JS)
 }
 
 /// The browser app's style sheet.

@@ -4,7 +4,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::{issue_pair, lockout, whole_seconds, RefreshState, TokenPair, Unexpected, UserSummary};
+use super::{
+    issue_pair, lockout, session_policy, whole_seconds, RefreshState, TokenPair, Unexpected,
+    UserSummary,
+};
 use crate::config::Settings;
 use crate::db::events::{self, EventKind, NewEvent};
 use crate::db::users::{self, NewUser, UserRow};
@@ -142,7 +145,7 @@ pub fn login(
             ),
         signed_in_at: now_s,
     };
-    conn.transaction(|conn| {
+    let superseded = conn.transaction(|conn| {
         // The connection was let go during bcrypt: read the user again, and
         // lock the row, so that a ban or a password change made meanwhile
         // either sees this session (and revokes it) or is seen here.
@@ -160,6 +163,13 @@ pub fn login(
             )?;
             return Ok(Err(LoginError::Banned));
         }
+        let superseded = session_policy::make_room(
+            conn,
+            user.id,
+            settings.auth.max_sessions_per_user,
+            attempt.ip,
+            now,
+        )?;
         sessions::insert(
             conn,
             &sessions::NewSession {
@@ -172,6 +182,7 @@ pub fn login(
                 expires_at: refresh.expires_at,
                 user_agent: attempt.user_agent,
                 ip: attempt.ip,
+                last_ip: attempt.ip,
             },
         )?;
         users::record_login(conn, user.id, now)?;
@@ -183,7 +194,7 @@ pub fn login(
                 .session(refresh.session_id)
                 .ip(attempt.ip),
         )?;
-        Ok(Ok(()))
+        Ok(Ok(superseded))
     })??;
     let summary = UserSummary {
         id: user.id,
@@ -191,7 +202,9 @@ pub fn login(
         name: user.name,
         admin: user.admin,
     };
-    Ok(issue_pair(tokens, summary, refresh, now).map_err(Unexpected::from)?)
+    let mut pair = issue_pair(tokens, summary, refresh, now).map_err(Unexpected::from)?;
+    pair.superseded = superseded;
+    Ok(pair)
 }
 
 /// A bcrypt hash of a random password at `cost`, verified against when the

@@ -10,6 +10,8 @@ pub mod logout;
 pub mod refresh;
 pub mod self_service;
 pub mod service_registry;
+pub mod session_policy;
+pub mod stats;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -38,6 +40,9 @@ pub struct TokenPair {
     pub refresh_expires_in: i64,
     pub session_id: Uuid,
     pub user: UserSummary,
+    /// Sessions this sign-in ended to stay within the session cap
+    /// (`auth.max_sessions_per_user`).
+    pub superseded: Vec<Uuid>,
 }
 
 /// The refresh token a session currently honours, as stored: its `jti`,
@@ -117,6 +122,7 @@ pub fn issue_pair(
         refresh_expires_in: (refresh_claims.exp - now_s).max(0),
         session_id: refresh.session_id,
         user,
+        superseded: Vec::new(),
     })
 }
 

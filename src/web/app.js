@@ -4,6 +4,9 @@
 // the refresh token is an HttpOnly cookie (`keyward_refresh`, Path=/auth) that
 // this code never sees. Tabs share one sign-in over a BroadcastChannel.
 
+import { loadOverview, clearOverview } from './overview.js';
+import { startRename } from './session_name.js';
+
 const $ = (id) => document.getElementById(id);
 
 const CHECK_EVERY_MS = 2000; // how soon an admin's revocation or ban reaches this tab
@@ -292,6 +295,7 @@ function clearAccountData() {
   for (const id of ['me-username', 'me-name']) $(id).textContent = '';
   $('password-form').reset();
   $('admin-users-more').hidden = true;
+  clearOverview();
 }
 
 function showDashboard() {
@@ -322,8 +326,11 @@ function showDashboard() {
     $('admin-sessions-hint').hidden = false;
     searchUsers(false).catch(report);
     loadEvents(false).catch(report);
+    loadOverview((path) => api('GET', path)).catch(report);
   }
 }
+
+$('overview-reload').addEventListener('click', (e) => run(e.currentTarget, () => loadOverview((path) => api('GET', path))));
 
 // Catches a revocation or ban by an administrator: /api/me answers
 // 401 session_revoked within a second, the refresh that follows fails, and
@@ -411,11 +418,11 @@ function describeAgent(ua) {
 }
 
 function sessionRow(s, cls, extra) {
-  const meta = [`IP ${s.ip || 'unknown'}`, `signed in ${fmtTime(s.created_at)}`,
+  const meta = [`last used from ${s.last_ip || s.ip || 'an unknown address'}`, `signed in ${fmtTime(s.created_at)}`,
     `last active ${fmtTime(s.last_used_at)}`, `expires ${fmtTime(s.expires_at)}`];
   return el('li', { class: cls, dataset: { sessionId: s.id } },
     el('div', { class: 'row-main' },
-      el('div', { class: 'row-title' }, el('strong', { title: s.user_agent || '' }, describeAgent(s.user_agent)), ...extra.badges),
+      el('div', { class: 'row-title' }, el('strong', { title: s.user_agent || '' }, s.name || s.device || describeAgent(s.user_agent)), ...extra.badges),
       el('div', { class: 'meta' }, meta.join(' · ')),
       extra.note ? el('div', { class: 'meta' }, extra.note) : null),
     el('div', { class: 'row-actions' }, ...extra.buttons));
@@ -505,7 +512,9 @@ async function loadSessions() {
   const ul = $('sessions-list');
   ul.replaceChildren(...list.map((s) => sessionRow(s, s.current ? 'session current' : 'session', {
     badges: s.current ? [el('span', { class: 'badge current' }, 'this browser')] : [],
-    buttons: [el('button', { type: 'button', class: 'btn small danger revoke-session',
+    buttons: [el('button', { type: 'button', class: 'btn small secondary rename-session',
+      'aria-label': `Rename session ${s.name || s.device || shortId(s.id)}` }, 'Rename'),
+    el('button', { type: 'button', class: 'btn small danger revoke-session',
       'aria-label': s.current ? 'Revoke this browser’s session' : `Revoke session ${shortId(s.id)}` }, 'Revoke')],
   })));
   if (!list.length) ul.append(el('li', { class: 'empty' }, 'No live sessions.'));
@@ -514,6 +523,16 @@ async function loadSessions() {
 $('sessions-reload').addEventListener('click', (e) => run(e.currentTarget, loadSessions));
 
 $('sessions-list').addEventListener('click', (e) => {
+  const rename = e.target.closest('button.rename-session');
+  if (rename) {
+    const id = rename.closest('.session').dataset.sessionId;
+    startRename(rename.closest('.session'), async (name) => {
+      await api('PATCH', `/auth/sessions/${encodeURIComponent(id)}`, { name });
+      say('Session renamed.', 'success');
+      await loadSessions();
+    }, report);
+    return;
+  }
   const button = e.target.closest('button.revoke-session');
   if (!button) return;
   const row = button.closest('.session');

@@ -778,3 +778,6 @@ async fn e2e_the_refresh_cookie_cannot_be_used_from_another_origin() {
     browser.close().await;
     drop(other_handle.stop(false));
 }
+
+/// The administrators' overview and session names (issue 16).
+mod overview;

@@ -352,6 +352,14 @@ impl TestApp {
         read(req.send().await.unwrap()).await
     }
 
+    pub async fn patch_json(&self, path: &str, body: &Value, token: Option<&str>) -> Reply {
+        let mut req = self.client.patch(self.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        read(req.send().await.unwrap()).await
+    }
+
     pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Reply {
         let body = serde_urlencoded::to_string(fields).unwrap();
         let req = self

@@ -1,0 +1,190 @@
+//! Signing everyone out: `POST /admin/sessions/revoke` and
+//! `keyward sessions revoke --all`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::json;
+
+use crate::helpers::*;
+use crate::session_policy::query_texts;
+
+fn created_at(db: &TestDb, session_id: &str) -> DateTime<Utc> {
+    let seconds = query_i64(
+        db,
+        &format!(
+            "SELECT extract(epoch FROM created_at)::bigint FROM sessions WHERE id = '{session_id}'"
+        ),
+    );
+    DateTime::from_timestamp(seconds, 0).unwrap()
+}
+
+fn revoked_reason(db: &TestDb, session_id: &str) -> Option<String> {
+    query_texts(
+        db,
+        &format!(
+            "SELECT coalesce(revoked_reason, '') AS v FROM sessions WHERE id = '{session_id}'"
+        ),
+    )
+    .pop()
+    .filter(|r| !r.is_empty())
+}
+
+#[actix_web::test]
+async fn signing_everyone_out_spares_the_sessions_created_from_before_on() {
+    // Arrange: the admin and an early session, then one a second later.
+    let h = spawn_app().await;
+    let (_, admin) = h.admin(&h.db).await;
+    let user = h.register().await;
+    let early = h.login(&user).await;
+    h.clock.advance(TimeDelta::seconds(1));
+    let late = h.login(&user).await;
+    let late_at = created_at(&h.db, field(&late, "session_id"));
+    // Half a second before the late sign-in: rounded up, that is the late
+    // session's own second, which is not before it.
+    let before = late_at - TimeDelta::milliseconds(500);
+
+    // Act
+    let r = h
+        .post_json(
+            "/admin/sessions/revoke",
+            &json!({"before": before.to_rfc3339()}),
+            Some(&admin),
+        )
+        .await;
+
+    // Assert
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json,
+        json!({"revoked": 2}),
+        "the early one and the admin's"
+    );
+    assert_eq!(
+        revoked_reason(&h.db, field(&early, "session_id")).as_deref(),
+        Some("revoked_all")
+    );
+    assert_eq!(revoked_reason(&h.db, field(&late, "session_id")), None);
+    let refused = eventually(Duration::from_secs(1), || async {
+        h.me(&early).await.status == 401 && h.get("/api/me", Some(&admin)).await.status == 401
+    })
+    .await;
+    assert!(refused.is_some(), "the early access tokens still work");
+    h.me(&early).await.assert_error(401, "session_revoked");
+    assert_eq!(h.me(&late).await.status, 200);
+    h.refresh(field(&early, "refresh_token"))
+        .await
+        .assert_error(401, "session_revoked");
+    assert_eq!(h.refresh(field(&late, "refresh_token")).await.status, 200);
+
+    // One log entry for all of them, and no entry per session.
+    let entries = query_texts(
+        &h.db,
+        "SELECT reason || ' ' || coalesce(extract(epoch FROM auth_before)::bigint::text, '-') AS v \
+         FROM revocations",
+    );
+    assert_eq!(entries, [format!("revoked_all {}", late_at.timestamp())]);
+    let event = query_texts(
+        &h.db,
+        "SELECT detail->>'revoked' AS v FROM events WHERE kind = 'sessions_revoked_all'",
+    );
+    assert_eq!(event, ["2"]);
+}
+
+#[actix_web::test]
+async fn signing_everyone_out_checks_its_input_and_its_caller() {
+    let h = spawn_app().await;
+    let (_, admin) = h.admin(&h.db).await;
+    let user = h.register().await;
+    let pair = h.login(&user).await;
+    let future = (Utc::now() + TimeDelta::seconds(60)).to_rfc3339();
+    for (body, what) in [
+        (json!({"before": "yesterday"}), "a malformed time"),
+        (json!({"before": future}), "a future time"),
+        (json!({"before": 12}), "a number"),
+    ] {
+        let r = h
+            .post_json("/admin/sessions/revoke", &body, Some(&admin))
+            .await;
+        let message = r.assert_error(400, "invalid_request");
+        assert!(message.contains("before"), "{what}: {message}");
+    }
+    h.post_json(
+        "/admin/sessions/revoke",
+        &json!({}),
+        Some(field(&pair, "access_token")),
+    )
+    .await
+    .assert_error(403, "forbidden");
+    assert_eq!(h.me(&pair).await.status, 200, "nothing was revoked");
+}
+
+#[actix_web::test]
+async fn the_command_line_signs_everyone_out_in_batches() {
+    // Arrange: more live sessions than one batch holds, straight in the
+    // database, and one real sign-in.
+    let h = spawn_app().await;
+    let user = h.register().await;
+    let pair = h.login(&user).await;
+    let batch = keyward::services::session_policy::REVOKE_ALL_BATCH;
+    h.db.exec(&format!(
+        "INSERT INTO sessions (id, user_id, current_jti, rotated_at, created_at, last_used_at, expires_at) \
+         SELECT gen_random_uuid(), '{}', gen_random_uuid(), now(), now() - interval '1 hour', now(), \
+                now() + interval '1 day' FROM generate_series(1, {})",
+        user.id,
+        batch * 2 + 7
+    ));
+
+    // Act
+    let db = h.db.url.clone();
+    let out =
+        tokio::task::spawn_blocking(move || keyward_cli(&db, &["sessions", "revoke", "--all"]))
+            .await
+            .unwrap();
+
+    // Assert
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(&format!("revoked {}", batch * 2 + 8)),
+        "{said}"
+    );
+    let live = query_i64(
+        &h.db,
+        "SELECT count(*) FROM sessions WHERE revoked_at IS NULL",
+    );
+    assert_eq!(live, 0);
+    let refused = eventually(Duration::from_secs(1), || async {
+        h.me(&pair).await.status == 401
+    })
+    .await;
+    assert!(
+        refused.is_some(),
+        "the access token still works after the command"
+    );
+    let entries = query_i64(&h.db, "SELECT count(*) FROM revocations");
+    assert_eq!(entries, 1);
+
+    // --before in the future is refused, --before without --all too.
+    let db = h.db.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        keyward_cli(
+            &db,
+            &[
+                "sessions",
+                "revoke",
+                "--all",
+                "--before",
+                "2999-01-01T00:00:00Z",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("before"));
+}
