@@ -105,8 +105,8 @@ pub trait ListenHook: Send + Sync {
     fn reload(&self, conn: &mut PgConnection) -> bool;
 }
 
-/// The service registry follows its channel (`keyward services create` and
-/// `delete` notify it) with a slow reload as a safety net.
+/// The service registry reloads on its channel (a service created or
+/// deleted), and every two seconds in case a notification was lost.
 impl ListenHook for ServiceRegistry {
     fn channel(&self) -> &'static str {
         SERVICES_CHANNEL
