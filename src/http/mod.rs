@@ -9,6 +9,7 @@ pub mod body;
 pub mod browser;
 pub mod client_addr;
 pub mod cors;
+pub mod feed;
 pub mod jwks;
 pub mod metrics;
 pub mod openapi;

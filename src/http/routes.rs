@@ -47,6 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     super::admin_policy::configure(cfg);
     super::admin::configure(cfg);
     super::service_routes::configure(cfg);
+    super::feed::configure(cfg);
     web_app::configure(cfg);
 }
 

@@ -21,6 +21,7 @@ mod logout;
 mod operations;
 mod refresh;
 mod revocation;
+mod revocation_feed;
 mod revoke_all;
 mod services;
 mod session_policy;
