@@ -20,8 +20,10 @@
 //! - `KEYWARD_BENCH_SERVER_LOG`: the server's `RUST_LOG` during load (default warn)
 //! - `KEYWARD_BENCH_ROUNDS`: slices the paired scenarios are interleaved in (default 5)
 //! - `KEYWARD_BENCH_SERVER_ENV`: extra server settings, `K=V,K=V`
+//! - `KEYWARD_BENCH_ONLY=abuse`: only the abuse-limit measurements (`abuse.rs`)
 //!
-//! Output: a table on stdout, `target/bench/load.json`, `target/bench/load.svg`.
+//! Output: a table on stdout, `target/bench/load.json`, `target/bench/load.svg`,
+//! and `target/bench/abuse.json`.
 //! The benchmark asserts nothing about timing; it reports.
 
 use std::collections::BTreeMap;
@@ -44,6 +46,9 @@ use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use uuid::Uuid;
+
+#[path = "load/abuse.rs"]
+mod abuse;
 
 // ---------------------------------------------------------------------------
 // Settings
@@ -184,6 +189,18 @@ struct Server {
 
 impl Server {
     fn start(config: &BenchConfig, database_url: &str) -> Self {
+        // The throughput scenarios run up to 64 logins at once: keep the
+        // bound on waiting password checks out of their way (`abuse.rs`
+        // measures it at its default).
+        Self::start_with(
+            config,
+            database_url,
+            &[("KEYWARD__AUTH__MAX_PENDING_HASHES", "4096")],
+        )
+    }
+
+    /// Starts the server with these settings on top of the benchmark's.
+    fn start_with(config: &BenchConfig, database_url: &str, extra: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_keyward"));
         command.arg("serve");
         for (key, _) in std::env::vars() {
@@ -201,7 +218,13 @@ impl Server {
             .env("KEYWARD__RATE_LIMIT__ENABLED", "false")
             .env("KEYWARD__AUTH__BCRYPT_COST", config.bcrypt_cost.to_string())
             .env("RUST_LOG", log)
-            .envs(config.server_env.iter().map(|(k, v)| (k, v)))
+            .envs(extra.iter().copied())
+            .envs(
+                config
+                    .server_env
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -1357,6 +1380,10 @@ fn output_dir() -> PathBuf {
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument is not supported.
     let config = BenchConfig::from_env();
+    if std::env::var("KEYWARD_BENCH_ONLY").is_ok_and(|v| v.trim() == "abuse") {
+        run_abuse(&config);
+        return;
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let duration = config.duration();
     println!(
@@ -1823,6 +1850,21 @@ fn main() {
     );
     drop(server);
     drop(db);
+    run_abuse(&config);
+}
+
+/// The abuse-limit measurements, each on servers and databases of their own.
+fn run_abuse(config: &BenchConfig) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let json = abuse::run(config, &runtime);
+    let dir = output_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("abuse.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    println!("\nwrote {}", path.display());
 }
 
 fn human(n: i64) -> String {
