@@ -72,11 +72,14 @@ pub async fn long_poll(feed: &Feed, after: Option<&str>, wait: Duration) -> Http
         news.borrow_and_update();
         let page = feed.page(cursor.as_ref(), PAGE_LIMIT);
         let held = page.entries.is_empty() && !page.reset;
-        if !held
-            || tokio::time::timeout_at(deadline, news.changed())
-                .await
-                .is_err()
-        {
+        // Entries arrived (or may have): read again. The wait is over, or
+        // the feed is gone (shutting down): answer what there is.
+        let arrived = held
+            && matches!(
+                tokio::time::timeout_at(deadline, news.changed()).await,
+                Ok(Ok(()))
+            );
+        if !arrived {
             return page_response(&page);
         }
     }
