@@ -133,3 +133,24 @@ pub fn rename(
     .get_result(conn)
     .optional()
 }
+
+/// The latest "signed in before" cut-off among the revocation-log entries
+/// written at or after `since` (the `revocations_at` index finds them).
+pub fn latest_auth_before(
+    conn: &mut PgConnection,
+    since: DateTime<Utc>,
+) -> QueryResult<Option<DateTime<Utc>>> {
+    use diesel::sql_types::Nullable;
+    #[derive(QueryableByName)]
+    struct Latest {
+        #[diesel(sql_type = Nullable<Timestamptz>)]
+        auth_before: Option<DateTime<Utc>>,
+    }
+    let latest: Latest = diesel::sql_query(
+        "SELECT max(auth_before) AS auth_before FROM revocations \
+         WHERE at >= $1 AND auth_before IS NOT NULL",
+    )
+    .bind::<Timestamptz, _>(since)
+    .get_result(conn)?;
+    Ok(latest.auth_before)
+}

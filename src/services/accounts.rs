@@ -132,7 +132,7 @@ pub fn login(
     };
 
     let now_s = whole_seconds(now);
-    let refresh = RefreshState {
+    let mut refresh = RefreshState {
         session_id: Uuid::new_v4(),
         jti: Uuid::new_v4(),
         issued_at: now_s,
@@ -145,7 +145,7 @@ pub fn login(
             ),
         signed_in_at: now_s,
     };
-    let superseded = conn.transaction(|conn| {
+    let (superseded, signed_in_at) = conn.transaction(|conn| {
         // The connection was let go during bcrypt: read the user again, and
         // lock the row, so that a ban or a password change made meanwhile
         // either sees this session (and revokes it) or is seen here.
@@ -170,6 +170,7 @@ pub fn login(
             attempt.ip,
             now,
         )?;
+        let signed_in_at = session_policy::sign_in_time(conn, now_s)?;
         sessions::insert(
             conn,
             &sessions::NewSession {
@@ -177,7 +178,7 @@ pub fn login(
                 user_id: user.id,
                 current_jti: refresh.jti,
                 rotated_at: now_s,
-                created_at: now_s,
+                created_at: signed_in_at,
                 last_used_at: now_s,
                 expires_at: refresh.expires_at,
                 user_agent: attempt.user_agent,
@@ -194,8 +195,9 @@ pub fn login(
                 .session(refresh.session_id)
                 .ip(attempt.ip),
         )?;
-        Ok(Ok(superseded))
+        Ok(Ok((superseded, signed_in_at)))
     })??;
+    refresh.signed_in_at = signed_in_at;
     let summary = UserSummary {
         id: user.id,
         username: user.username,

@@ -56,6 +56,21 @@ pub fn make_room(
     Ok(revoked)
 }
 
+/// The sign-in time a session opened at `now_s` records (its `created_at`,
+/// its tokens' `auth_time`): `now_s`, unless everyone was signed out just
+/// now with a cut-off later than that. The cut-off is `before` rounded up
+/// to a whole second, so a sign-in in the same second as signing everyone
+/// out would otherwise fall under it and be refused at once; such a session
+/// records the cut-off instead (less than a second ahead). Only cut-offs at
+/// most a second ahead count, so a stray clock elsewhere cannot push sign-in
+/// times far into the future.
+pub fn sign_in_time(conn: &mut PgConnection, now_s: DateTime<Utc>) -> QueryResult<DateTime<Utc>> {
+    let latest = session_policy::latest_auth_before(conn, now_s - TimeDelta::seconds(2))?;
+    Ok(latest
+        .filter(|cut| *cut > now_s && *cut <= now_s + TimeDelta::seconds(1))
+        .unwrap_or(now_s))
+}
+
 /// `before` as given, or now; never in the future.
 pub fn parse_before(raw: Option<&str>, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
     let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {

@@ -188,3 +188,37 @@ async fn the_command_line_signs_everyone_out_in_batches() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("before"));
 }
+
+#[actix_web::test]
+async fn a_sign_in_in_the_same_second_after_signing_everyone_out_stays_signed_in() {
+    // Arrange: the cut-off is now rounded up, so up to a second ahead.
+    let h = spawn_app().await;
+    let (admin_user, admin) = h.admin(&h.db).await;
+    let r = h
+        .post_json("/admin/sessions/revoke", &json!({}), Some(&admin))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // Act: signing in again at once.
+    let pair = h.login(&admin_user).await;
+
+    // Assert: the new session is past the cut-off, and its tokens work on
+    // this instance and after the listener has read the entry.
+    let auth_before = query_i64(
+        &h.db,
+        "SELECT extract(epoch FROM auth_before)::bigint FROM revocations",
+    );
+    let auth_time = claims(field(&pair, "access_token"))["auth_time"]
+        .as_i64()
+        .unwrap();
+    assert!(auth_time >= auth_before, "{auth_time} < {auth_before}");
+    assert!(
+        auth_time - Utc::now().timestamp() <= 1,
+        "at most a second ahead"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await; // the listener's read: real time
+    assert_eq!(h.me(&pair).await.status, 200);
+    let refreshed = h.refresh(field(&pair, "refresh_token")).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text);
+    assert_eq!(h.me(&refreshed.json).await.status, 200);
+}
