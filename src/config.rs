@@ -23,6 +23,7 @@ pub struct Settings {
     pub cors: CorsSettings,
     pub rate_limit: RateLimitSettings,
     pub retention: RetentionSettings,
+    pub revocation: RevocationSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -82,6 +83,16 @@ pub struct RateLimitSettings {
 pub struct RetentionSettings {
     pub sessions_days: i64,
     pub events_days: i64,
+}
+
+/// How each instance keeps its revocation set current (API.md section 3).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RevocationSettings {
+    /// Besides the notifications, re-read the log this often.
+    pub poll_seconds: u64,
+    /// Refuse access tokens with `503` once the set could not be confirmed
+    /// current for this long; 0 never does.
+    pub max_staleness_seconds: u64,
 }
 
 /// A value that must never reach a log: `Debug` prints `[redacted]`.
@@ -218,6 +229,20 @@ impl Settings {
         if self.server.host.trim().is_empty() {
             return bad("server.host", "must not be empty");
         }
+        let revocation = &self.revocation;
+        if !(1..=3600).contains(&revocation.poll_seconds) {
+            return bad("revocation.poll_seconds", "must be between 1 and 3600");
+        }
+        // The set is confirmed at each re-read: a bound no longer than the
+        // interval between two would fail closed between every two reads.
+        if revocation.max_staleness_seconds != 0
+            && !(revocation.poll_seconds + 1..=86_400).contains(&revocation.max_staleness_seconds)
+        {
+            return bad(
+                "revocation.max_staleness_seconds",
+                "must be 0 (never) or more than revocation.poll_seconds, at most 86400",
+            );
+        }
         Ok(())
     }
 
@@ -260,6 +285,8 @@ mod tests {
         assert!(s.auth.jwt_secret.is_none());
         assert!(s.cookie.secure);
         assert!(s.cors.allowed_origins.is_empty());
+        assert_eq!(s.revocation.poll_seconds, 2);
+        assert_eq!(s.revocation.max_staleness_seconds, 0);
     }
 
     #[test]
@@ -296,6 +323,16 @@ mod tests {
             ("KEYWARD__SERVER__PORT", "70000", "port"),
             ("KEYWARD__AUTH__JWT_SECRET", "short", "auth.jwt_secret"),
             ("KEYWARD__AUTH__ALGORITHM", "RS256", "algorithm"),
+            (
+                "KEYWARD__REVOCATION__POLL_SECONDS",
+                "0",
+                "revocation.poll_seconds",
+            ),
+            (
+                "KEYWARD__REVOCATION__MAX_STALENESS_SECONDS",
+                "2",
+                "revocation.max_staleness_seconds",
+            ),
         ] {
             let err = Settings::from_env(&env(&[(key, value)]))
                 .unwrap_err()

@@ -1,15 +1,21 @@
 //! The revocation listener: one thread per instance, on its own connection
-//! outside the pool, that `LISTEN`s for revoked sessions and new signing keys
+//! outside the pool, that `LISTEN`s for revocations and new signing keys
 //! and keeps the in-memory revocation set and key set current.
 //!
 //! diesel's `notifications_iter` does not block (it consumes what has
-//! arrived), so the thread polls it every few milliseconds. When the
-//! connection fails it reconnects with backoff, `LISTEN`s again, and only then
-//! reloads from the table every revocation it may have missed, so nothing
-//! falls between the two. Until that catch-up is done it reports itself
-//! unhealthy and `/ready` says so.
+//! arrived), so the thread polls it every few milliseconds. A notification
+//! on the revocation channel makes it read the `revocations` log at once;
+//! besides, it reads the log every `revocation.poll_seconds` whatever
+//! arrived, so a lost notification (a pooler that drops `LISTEN`, a
+//! revocation written by hand) delays an entry by that much at most. Each
+//! read asks only for rows with `tx` at or above the previous read's
+//! snapshot xmin (see `db::revocations`): indexed, and empty most of the
+//! time. When the connection fails it reconnects promptly, `LISTEN`s again,
+//! and only then reads the log from where it was, so nothing falls between
+//! the two. Until that read is done it reports itself unhealthy and `/ready`
+//! says so.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -21,8 +27,10 @@ use diesel::Connection;
 
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::db::{sessions, KEYS_CHANNEL, REVOCATION_CHANNEL};
+use crate::db::revocations::{self, RevocationRow};
+use crate::db::{KEYS_CHANNEL, REVOCATION_CHANNEL};
 use crate::domain::revocation::RevokedSessions;
+use crate::domain::revocation_feed::{Feed, FeedEntry, Subject};
 use crate::domain::tokens::Tokens;
 use crate::services;
 
@@ -31,7 +39,10 @@ pub const APPLICATION_NAME: &str = "keyward-listener";
 
 const POLL_EVERY: Duration = Duration::from_millis(20);
 const PRUNE_EVERY: Duration = Duration::from_secs(1);
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Reconnect attempts are cheap (a refused or timed-out connect): try
+/// often, so that the set is current and `/ready` is `200` again soon
+/// after the database answers.
+const MAX_BACKOFF: Duration = Duration::from_millis(200);
 const KEY_RELOAD_EVERY: Duration = Duration::from_secs(60);
 const KEY_RETRY_EVERY: Duration = Duration::from_secs(5);
 /// A connection that silently died (no reset reached us) is only noticed
@@ -39,10 +50,25 @@ const KEY_RETRY_EVERY: Duration = Duration::from_secs(5);
 const PING_EVERY: Duration = Duration::from_secs(3);
 
 /// What the listener shares with the request handlers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ListenerStatus {
     healthy: AtomicBool,
     stop: AtomicBool,
+    started: Instant,
+    /// Milliseconds after `started` of the last read that brought the
+    /// revocation set up to date.
+    confirmed_ms: AtomicU64,
+}
+
+impl Default for ListenerStatus {
+    fn default() -> Self {
+        Self {
+            healthy: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            started: Instant::now(),
+            confirmed_ms: AtomicU64::new(0),
+        }
+    }
 }
 
 impl ListenerStatus {
@@ -50,6 +76,28 @@ impl ListenerStatus {
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Acquire)
     }
+
+    fn confirm(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.confirmed_ms.fetch_max(ms, Ordering::AcqRel);
+    }
+
+    /// How long since the revocation set was last confirmed current.
+    pub fn unconfirmed_for(&self) -> Duration {
+        let confirmed = Duration::from_millis(self.confirmed_ms.load(Ordering::Acquire));
+        self.started.elapsed().saturating_sub(confirmed)
+    }
+}
+
+/// Something else the listener keeps current from the database: it
+/// `LISTEN`s on `channel`, and calls `reload` after every (re)connect, at
+/// every notification on that channel, and every `safety_net` besides
+/// (a reload that fails is retried at the next of these).
+pub trait ListenHook: Send + Sync {
+    fn channel(&self) -> &'static str;
+    fn safety_net(&self) -> Duration;
+    /// `false` when it could not (what it keeps stays as it was).
+    fn reload(&self, conn: &mut PgConnection) -> bool;
 }
 
 /// Stops the listener thread when dropped.
@@ -70,14 +118,25 @@ impl Drop for ListenerHandle {
 pub struct Listener {
     pub settings: Arc<Settings>,
     pub revoked: Arc<RevokedSessions>,
+    pub feed: Arc<Feed>,
     pub tokens: Arc<Tokens>,
     pub clock: Clock,
+    /// Where the start-up read of the log ended ([`catch_up`]'s answer).
+    pub from_tx: i64,
+    pub hooks: Vec<Arc<dyn ListenHook>>,
+}
+
+/// Where the listener's reads of the log are.
+struct Position {
+    /// Every row with `tx` below this has been read.
+    tx: i64,
 }
 
 impl Listener {
     /// Starts the thread; it reports healthy once it has listened and caught up.
     pub fn spawn(self) -> std::io::Result<(ListenerHandle, Arc<ListenerStatus>)> {
         let status = Arc::new(ListenerStatus::default());
+        status.confirm();
         let shared = status.clone();
         let thread = std::thread::Builder::new()
             .name("keyward-listener".into())
@@ -92,20 +151,28 @@ impl Listener {
     }
 
     fn run(&self, status: &ListenerStatus) {
-        let mut backoff = Duration::from_millis(50);
+        let mut position = Position { tx: self.from_tx };
+        let mut backoff = Duration::from_millis(20);
+        let mut failures = 0u32;
         while !status.stop.load(Ordering::Acquire) {
-            match self.connect_and_catch_up() {
+            match self.connect_and_catch_up(&mut position, status) {
                 Ok(mut conn) => {
-                    backoff = Duration::from_millis(50);
+                    backoff = Duration::from_millis(20);
+                    failures = 0;
                     status.healthy.store(true, Ordering::Release);
-                    let outcome = self.listen(&mut conn, status);
+                    let outcome = self.listen(&mut conn, &mut position, status);
                     status.healthy.store(false, Ordering::Release);
                     if let Err(e) = outcome {
                         log::warn!("revocation listener lost its connection: {e}; reconnecting");
                     }
                 }
                 Err(e) => {
-                    log::warn!("revocation listener cannot connect: {e}; retrying in {backoff:?}");
+                    // Retried five times a second: log the first and then
+                    // about every ten seconds.
+                    if failures % 50 == 0 {
+                        log::warn!("revocation listener cannot connect: {e}; retrying");
+                    }
+                    failures = failures.wrapping_add(1);
                     sleep_unless_stopped(backoff, status);
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
@@ -113,7 +180,11 @@ impl Listener {
         }
     }
 
-    fn connect_and_catch_up(&self) -> Result<PgConnection, String> {
+    fn connect_and_catch_up(
+        &self,
+        position: &mut Position,
+        status: &ListenerStatus,
+    ) -> Result<PgConnection, String> {
         // The same connect and keepalive timeouts as the pool, so a silently
         // dead connection is noticed and a reconnect never hangs.
         let url = crate::db::url_with_timeouts(
@@ -121,15 +192,45 @@ impl Listener {
             self.settings.database.connect_timeout_ms,
         );
         let mut conn = PgConnection::establish(&url).map_err(|e| e.to_string())?;
-        conn.batch_execute(&format!(
+        let mut listen = format!(
             "SET application_name = '{APPLICATION_NAME}'; \
              LISTEN {REVOCATION_CHANNEL}; LISTEN {KEYS_CHANNEL};"
-        ))
-        .map_err(|e| e.to_string())?;
-        let now = self.clock.now();
-        catch_up(&mut conn, &self.revoked, &self.settings, now).map_err(|e| e.to_string())?;
+        );
+        for hook in &self.hooks {
+            listen.push_str(&format!(" LISTEN {};", hook.channel()));
+        }
+        conn.batch_execute(&listen).map_err(|e| e.to_string())?;
+        self.read_log(&mut conn, position, status)
+            .map_err(|e| e.to_string())?;
         self.reload_keys(&mut conn);
+        for hook in &self.hooks {
+            hook.reload(&mut conn);
+        }
         Ok(conn)
+    }
+
+    /// Reads the log from `position` on and applies what it finds; the set
+    /// is then confirmed current.
+    fn read_log(
+        &self,
+        conn: &mut PgConnection,
+        position: &mut Position,
+        status: &ListenerStatus,
+    ) -> diesel::QueryResult<()> {
+        let now = self.clock.now();
+        let horizon = services::revocation_horizon(&self.settings);
+        let read = revocations::read_since(conn, position.tx, now - TimeDelta::seconds(horizon))?;
+        apply(
+            &self.revoked,
+            &self.feed,
+            read.rows,
+            read.xmin,
+            horizon,
+            now,
+        );
+        position.tx = position.tx.max(read.xmin);
+        status.confirm();
+        Ok(())
     }
 
     /// Reloads the key set; `false` when it could not (the old set stays).
@@ -149,16 +250,26 @@ impl Listener {
         }
     }
 
-    fn listen(&self, conn: &mut PgConnection, status: &ListenerStatus) -> Result<(), String> {
+    fn listen(
+        &self,
+        conn: &mut PgConnection,
+        position: &mut Position,
+        status: &ListenerStatus,
+    ) -> Result<(), String> {
         let horizon = services::revocation_horizon(&self.settings);
+        let poll_every = Duration::from_secs(self.settings.revocation.poll_seconds);
+        let mut last_read = Instant::now();
         let mut last_prune = Instant::now();
         let mut last_ping = Instant::now();
         let mut last_key_load = Instant::now();
+        let mut hook_loads = vec![(Instant::now(), false); self.hooks.len()];
         // A reload that failed is tried again soon rather than at the next
         // rotation.
         let mut key_retry_pending = false;
         while !status.stop.load(Ordering::Acquire) {
             let mut keys_changed = false;
+            let mut revoked_now = false;
+            let mut hooks_changed = vec![false; self.hooks.len()];
             let mut arrived = Vec::new();
             // The iterator repeats its error forever once the connection is
             // gone: stop at the first one.
@@ -171,11 +282,26 @@ impl Listener {
             for notification in arrived {
                 if notification.channel == KEYS_CHANNEL {
                     keys_changed = true;
-                } else if let Some((session, revoked_at)) = parse_revocation(&notification.payload)
+                } else if notification.channel == REVOCATION_CHANNEL {
+                    revoked_now = true;
+                    // A session's id refuses its tokens before the read below.
+                    if let Some((session, at)) = parse_revocation(&notification.payload) {
+                        let at = at.unwrap_or_else(|| self.clock.now().timestamp());
+                        self.revoked.insert(session, at + horizon);
+                    }
+                } else if let Some(i) = self
+                    .hooks
+                    .iter()
+                    .position(|h| h.channel() == notification.channel)
                 {
-                    let revoked_at = revoked_at.unwrap_or_else(|| self.clock.now().timestamp());
-                    self.revoked.insert(session, revoked_at + horizon);
+                    hooks_changed[i] = true;
                 }
+            }
+            if revoked_now || last_read.elapsed() >= poll_every {
+                self.read_log(conn, position, status)
+                    .map_err(|e| e.to_string())?;
+                last_read = Instant::now();
+                last_ping = last_read;
             }
             // Besides the notifications, a slow periodic reload: a safety
             // net that costs one small query a minute.
@@ -187,8 +313,18 @@ impl Listener {
                 key_retry_pending = !self.reload_keys(conn);
                 last_key_load = Instant::now();
             }
+            for (i, hook) in self.hooks.iter().enumerate() {
+                let (loaded, failed) = &mut hook_loads[i];
+                let due = loaded.elapsed() >= hook.safety_net()
+                    || *failed && loaded.elapsed() >= KEY_RETRY_EVERY;
+                if hooks_changed[i] || due {
+                    *failed = !hook.reload(conn);
+                    *loaded = Instant::now();
+                }
+            }
             if last_prune.elapsed() >= PRUNE_EVERY {
                 self.revoked.prune(self.clock.now().timestamp());
+                self.feed.prune(self.clock.now());
                 last_prune = Instant::now();
             }
             if last_ping.elapsed() >= PING_EVERY {
@@ -201,22 +337,69 @@ impl Listener {
     }
 }
 
-/// Loads every session revoked recently enough that its access tokens may
-/// still be presented.
+/// Reads every revocation recent enough that the tokens it refuses may
+/// still be presented into `revoked` and `feed` (at start-up, before
+/// serving); returns where the read ended, for [`Listener::from_tx`].
 pub fn catch_up(
     conn: &mut PgConnection,
     revoked: &RevokedSessions,
+    feed: &Feed,
     settings: &Settings,
     now: chrono::DateTime<chrono::Utc>,
-) -> diesel::QueryResult<usize> {
+) -> diesel::QueryResult<i64> {
     let horizon = services::revocation_horizon(settings);
-    let rows = sessions::revoked_since(conn, now - TimeDelta::seconds(horizon))?;
-    let count = rows.len();
-    revoked.extend(
-        rows.into_iter()
-            .map(|r| (r.id, r.revoked_at.timestamp() + horizon)),
+    let since = now - TimeDelta::seconds(horizon);
+    feed.begin(
+        revocations::database_tag(conn)?,
+        revocations::max_tx_before(conn, since)?,
     );
-    Ok(count)
+    let read = revocations::read_since(conn, 0, since)?;
+    apply(revoked, feed, read.rows, read.xmin, horizon, now);
+    Ok(read.xmin)
+}
+
+/// Puts rows of the log into the set, each kept for the horizon after it,
+/// and into the feed.
+fn apply(
+    revoked: &RevokedSessions,
+    feed: &Feed,
+    rows: Vec<RevocationRow>,
+    watermark: i64,
+    horizon: i64,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    let mut entries = Vec::with_capacity(rows.len());
+    for row in rows {
+        let keep_until = row.at.timestamp() + horizon;
+        let subject = if let Some(sid) = row.session_id {
+            revoked.insert(sid, keep_until);
+            Subject::Session {
+                sid,
+                sub: row.user_id,
+            }
+        } else if let Some(before) = row.auth_before {
+            revoked.insert_auth_before(whole_second_at_or_after(before), keep_until);
+            Subject::AuthBefore(before)
+        } else if let Some(kid) = row.kid {
+            revoked.insert_kid(&kid, keep_until);
+            Subject::Kid(kid)
+        } else {
+            continue;
+        };
+        entries.push(FeedEntry::new(
+            row.id,
+            row.tx,
+            row.at,
+            &row.reason,
+            &subject,
+        ));
+    }
+    feed.extend(entries, watermark, now);
+}
+
+/// `auth_time` is in whole seconds: "before 10.5" refuses 10 too.
+fn whole_second_at_or_after(at: chrono::DateTime<chrono::Utc>) -> i64 {
+    at.timestamp() + i64::from(at.timestamp_subsec_nanos() > 0)
 }
 
 /// `<session id> <unix second>` (the second is optional).

@@ -15,6 +15,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db;
 use crate::domain::revocation::RevokedSessions;
+use crate::domain::revocation_feed::Feed;
 use crate::domain::tokens::{TokenSettings, Tokens};
 use crate::error::ApiError;
 use crate::http::{self, AppState};
@@ -38,14 +39,15 @@ impl Application {
         db::prepare_database(settings.database.url.expose())?;
         let pool = db::build_pool(&settings)?;
         let now = clock.now();
-        let (keys, revoked) = {
+        let feed = Arc::new(Feed::new(services::revocation_horizon(&settings)));
+        let (keys, revoked, from_tx) = {
             let mut conn = pool.get().map_err(|e| format!("database: {e}"))?;
             let keys =
                 services::keys::load(&mut conn, &settings, now).map_err(|e| e.to_string())?;
             let revoked = RevokedSessions::new();
-            listener::catch_up(&mut conn, &revoked, &settings, now)
+            let from_tx = listener::catch_up(&mut conn, &revoked, &feed, &settings, now)
                 .map_err(|e| format!("database: {e}"))?;
-            (keys, Arc::new(revoked))
+            (keys, Arc::new(revoked), from_tx)
         };
         let tokens = Arc::new(Tokens::new(
             TokenSettings {
@@ -61,8 +63,11 @@ impl Application {
         let (listener_handle, listener_status) = Listener {
             settings: settings.clone(),
             revoked: revoked.clone(),
+            feed: feed.clone(),
             tokens: tokens.clone(),
             clock: clock.clone(),
+            from_tx,
+            hooks: Vec::new(),
         }
         .spawn()
         .map_err(|e| format!("cannot start the revocation listener: {e}"))?;
@@ -75,6 +80,7 @@ impl Application {
             pool,
             tokens,
             revoked,
+            feed,
             listener: listener_status,
             clock,
             dummy_hash: dummy_hash.into(),

@@ -3,6 +3,7 @@
 
 pub mod events;
 pub mod keys;
+pub mod revocations;
 pub mod schema;
 pub mod sessions;
 pub mod throttle;

@@ -1,5 +1,6 @@
 //! The `sessions` table: one row per sign-in. Rotation is one
-//! compare-and-swap `UPDATE`; every revocation announces the revoked ids on
+//! compare-and-swap `UPDATE`; every revocation logs the revoked ids in the
+//! `revocations` table and announces them on
 //! [`REVOCATION_CHANNEL`](super::REVOCATION_CHANNEL) in the same statement.
 
 use chrono::{DateTime, Utc};
@@ -63,6 +64,8 @@ pub struct Rotated {
     pub user_id: Uuid,
     #[diesel(sql_type = Timestamptz)]
     pub expires_at: DateTime<Utc>,
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: DateTime<Utc>,
     #[diesel(sql_type = Text)]
     pub username: String,
     #[diesel(sql_type = Nullable<Text>)]
@@ -124,10 +127,10 @@ pub const ROTATE_SQL: &str =
      WHERE s.id = $5 AND s.current_jti = $6 AND s.revoked_at IS NULL \
        AND s.expires_at > $2 AND u.id = s.user_id \
        AND NOT (u.banned AND (u.banned_until IS NULL OR u.banned_until > $2)) \
-     RETURNING s.id, s.user_id, s.expires_at, u.username, u.name, u.admin), \
+     RETURNING s.id, s.user_id, s.expires_at, s.created_at, u.username, u.name, u.admin), \
      logged AS (INSERT INTO events (at, kind, user_id, session_id, ip) \
        SELECT $2, 'refreshed', user_id, id, $7 FROM rotated) \
-     SELECT user_id, expires_at, username, name, admin FROM rotated";
+     SELECT user_id, expires_at, created_at, username, name, admin FROM rotated";
 
 /// [`ROTATE_SQL`] as a query with a static id, so that diesel prepares it
 /// once per connection. Diesel never caches a `sql_query` (its text could
@@ -207,10 +210,12 @@ pub enum Scope {
     AllOfUserExcept(Uuid),
 }
 
-/// Revokes live sessions of `user_id` and announces each revoked id on the
-/// revocation channel in the same statement (payload: `<session id> <unix
-/// second of the revocation>`); returns the ids revoked now
-/// (already revoked sessions are left as they were).
+/// Revokes live sessions of `user_id`, appends one row per revoked session
+/// to the `revocations` log (with the feed's name for `reason`, see
+/// [`feed_reason`](crate::domain::revocation::feed_reason)) and announces
+/// each revoked id on the revocation channel, all in the same statement
+/// (payload: `<session id> <unix second of the revocation>`); returns the ids
+/// revoked now (already revoked sessions are left as they were).
 pub fn revoke(
     conn: &mut PgConnection,
     user_id: Uuid,
@@ -219,15 +224,17 @@ pub fn revoke(
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<Uuid>> {
     let (filter, session) = match scope {
-        Scope::One(id) => ("AND id = $4", Some(id)),
+        Scope::One(id) => ("AND id = $5", Some(id)),
         Scope::AllOfUser => ("", None),
-        Scope::AllOfUserExcept(id) => ("AND id <> $4", Some(id)),
+        Scope::AllOfUserExcept(id) => ("AND id <> $5", Some(id)),
     };
     let sql = format!(
         "WITH revoked AS ( \
            UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
            WHERE user_id = $3 AND revoked_at IS NULL {filter} \
-           RETURNING id) \
+           RETURNING id, user_id), \
+         logged AS (INSERT INTO revocations (at, reason, session_id, user_id) \
+           SELECT $1, $4, id, user_id FROM revoked) \
          SELECT r.id FROM revoked AS r \
          CROSS JOIN LATERAL (SELECT pg_notify('{channel}', \
            r.id::text || ' ' || floor(extract(epoch FROM $1))::bigint)) AS announced",
@@ -236,40 +243,13 @@ pub fn revoke(
     let query = diesel::sql_query(sql)
         .bind::<Timestamptz, _>(now)
         .bind::<Text, _>(reason)
-        .bind::<SqlUuid, _>(user_id);
+        .bind::<SqlUuid, _>(user_id)
+        .bind::<Text, _>(crate::domain::revocation::feed_reason(reason));
     let rows: Vec<RevokedId> = match session {
         Some(id) => query.bind::<SqlUuid, _>(id).load(conn)?,
         None => query.load(conn)?,
     };
     Ok(rows.into_iter().map(|r| r.id).collect())
-}
-
-/// A revoked session the revocation set must still hold.
-#[derive(Debug, QueryableByName)]
-pub struct RecentlyRevoked {
-    #[diesel(sql_type = SqlUuid)]
-    pub id: Uuid,
-    #[diesel(sql_type = Timestamptz)]
-    pub revoked_at: DateTime<Utc>,
-}
-
-/// Sessions revoked at or after `since` (start-up and listener catch-up),
-/// including those of users deleted since then, whose rows are gone: the
-/// `user_deleted` event lists them.
-pub fn revoked_since(
-    conn: &mut PgConnection,
-    since: DateTime<Utc>,
-) -> QueryResult<Vec<RecentlyRevoked>> {
-    diesel::sql_query(
-        "SELECT id, revoked_at FROM sessions WHERE revoked_at IS NOT NULL AND revoked_at >= $1 \
-         UNION ALL \
-         SELECT s.id::uuid, e.at FROM events AS e \
-         CROSS JOIN LATERAL jsonb_array_elements_text(e.detail -> 'sessions') AS s(id) \
-         WHERE e.kind = 'user_deleted' AND e.at >= $1 \
-           AND jsonb_typeof(e.detail -> 'sessions') = 'array'",
-    )
-    .bind::<Timestamptz, _>(since)
-    .load(conn)
 }
 
 /// A user's sessions, newest first; live ones only unless `include_revoked`.

@@ -2,8 +2,10 @@
 //! the set of revoked sessions.
 
 pub mod bcrypt_threads;
+pub mod feed_cursor;
 pub mod password;
 pub mod revocation;
+pub mod revocation_feed;
 pub mod token_cache;
 pub mod tokens;
 pub mod username;

@@ -91,6 +91,7 @@ mod tests {
             iat: now,
             exp: now + 900,
             nbf: None,
+            auth_time: now,
             username: "jon".into(),
             name: None,
             admin: false,

@@ -29,6 +29,11 @@ pub struct AccessClaims {
     pub exp: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
+    /// When the user signed in: the session's creation, in whole seconds,
+    /// the same for every access token of the session. A token from before
+    /// the claim existed reads as 0, so "signed in before T" refuses it.
+    #[serde(default)]
+    pub auth_time: i64,
     /// Not in the contract's list, but `/api/me` answers "from the token
     /// alone" and must name the user.
     pub username: String,
@@ -284,6 +289,17 @@ impl Tokens {
     /// verified before skips the signature and the parsing (which cannot
     /// have changed for the same string) but not its times nor its key.
     pub fn verify_access(&self, token: &str, now: i64) -> Result<AccessClaims, TokenError> {
+        self.verify_access_and_kid(token, now)
+            .map(|(claims, _)| claims)
+    }
+
+    /// [`verify_access`](Self::verify_access), with the `kid` of the key
+    /// that verified the token (for the revocation set's key entries).
+    pub fn verify_access_and_kid(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<(AccessClaims, Option<String>), TokenError> {
         if let Some(hit) = self.verified.get(token) {
             if self
                 .current_keys()
@@ -291,7 +307,7 @@ impl Tokens {
                 .is_some()
             {
                 self.check_times(&hit.claims, now)?;
-                return Ok(hit.claims.clone());
+                return Ok((hit.claims.clone(), hit.kid.clone()));
             }
         }
         let (claims, kid) = self.verify::<AccessClaims>(token, ACCESS_TYP, now)?;
@@ -299,10 +315,10 @@ impl Tokens {
             token,
             Verified {
                 claims: claims.clone(),
-                kid,
+                kid: kid.clone(),
             },
         );
-        Ok(claims)
+        Ok((claims, kid))
     }
 
     pub fn verify_refresh(&self, token: &str, now: i64) -> Result<RefreshClaims, TokenError> {
@@ -394,6 +410,7 @@ pub(crate) mod tests {
             iat: now,
             exp: now + 900,
             nbf: None,
+            auth_time: now,
             username: "jon".into(),
             name: Some("Jon".into()),
             admin: false,

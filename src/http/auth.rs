@@ -46,19 +46,60 @@ impl Authenticated {
             .with_challenge(Challenge::Bearer));
         };
         let now = state.clock.now().timestamp();
-        let claims = state
-            .tokens
-            .verify_access(token, now)
-            .map_err(|e| token_error(e).with_challenge(Challenge::BearerInvalidToken))?;
-        if state.revoked.contains(&claims.sid) {
-            return Err(ApiError::new(
+        match verify_live_access(state, token, now) {
+            Ok(claims) => Ok(Self(claims)),
+            Err(AccessRefusal::Token(e)) => {
+                Err(token_error(e).with_challenge(Challenge::BearerInvalidToken))
+            }
+            Err(AccessRefusal::Revoked) => Err(ApiError::new(
                 ErrorCode::SessionRevoked,
                 "This session has been revoked; sign in again.",
             )
-            .with_challenge(Challenge::BearerInvalidToken));
+            .with_challenge(Challenge::BearerInvalidToken)),
+            Err(AccessRefusal::Stale) => Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "Revocations cannot be confirmed current; try again shortly.",
+            )
+            .with_retry_after(state.settings.revocation.poll_seconds)),
         }
-        Ok(Self(claims))
     }
+}
+
+/// Why an access token is not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessRefusal {
+    /// Malformed, badly signed, expired...
+    Token(TokenError),
+    /// Its session, its sign-in time or its key is in the revocation set.
+    Revoked,
+    /// The revocation set could not be confirmed current for longer than
+    /// `revocation.max_staleness_seconds`: no token is trusted.
+    Stale,
+}
+
+/// The one check of an access token every route (and introspection) makes:
+/// signature and claims, then the revocation set's three kinds of entry.
+/// No database read.
+pub fn verify_live_access(
+    state: &AppState,
+    token: &str,
+    now: i64,
+) -> Result<AccessClaims, AccessRefusal> {
+    let max_staleness = state.settings.revocation.max_staleness_seconds;
+    if max_staleness > 0 && state.listener.unconfirmed_for().as_secs() >= max_staleness {
+        return Err(AccessRefusal::Stale);
+    }
+    let (claims, kid) = state
+        .tokens
+        .verify_access_and_kid(token, now)
+        .map_err(AccessRefusal::Token)?;
+    if state
+        .revoked
+        .refuses(&claims.sid, claims.auth_time, kid.as_deref())
+    {
+        return Err(AccessRefusal::Revoked);
+    }
+    Ok(claims)
 }
 
 impl FromRequest for Authenticated {

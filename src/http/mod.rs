@@ -26,6 +26,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::DbPool;
 use crate::domain::revocation::RevokedSessions;
+use crate::domain::revocation_feed::Feed;
 use crate::domain::tokens::Tokens;
 use crate::error::ApiError;
 use crate::listener::ListenerStatus;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub pool: DbPool,
     pub tokens: Arc<Tokens>,
     pub revoked: Arc<RevokedSessions>,
+    /// The revocation feed this instance serves (`/revocations`).
+    pub feed: Arc<Feed>,
     pub listener: Arc<ListenerStatus>,
     pub clock: Clock,
     /// Verified against for unknown usernames (see `services::accounts`).

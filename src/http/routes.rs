@@ -384,12 +384,12 @@ async fn logout(
             }
         }
         (None, Some(token)) => {
-            let c = state
+            let (c, kid) = state
                 .tokens
-                .verify_access(token, now.timestamp())
+                .verify_access_and_kid(token, now.timestamp())
                 .map_err(token_error)?;
-            // An access token of a session revoked here may only end itself.
-            if state.revoked.contains(&c.sid) {
+            // An access token revoked here may only end its own session.
+            if state.revoked.refuses(&c.sid, c.auth_time, kid.as_deref()) {
                 scope = LogoutScope::This;
             }
             LogoutToken {

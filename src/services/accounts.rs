@@ -149,6 +149,7 @@ pub fn login(
                     .refresh_ttl_seconds
                     .min(settings.auth.session_max_seconds),
             ),
+        signed_in_at: now_s,
     };
     conn.transaction(|conn| {
         // The connection was let go during bcrypt: read the user again, and

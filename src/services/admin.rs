@@ -217,9 +217,9 @@ pub fn delete_user(
     conn.transaction(|conn| {
         let user = users::find_for_update(conn, user_id)?.ok_or(AdminError::NotFound)?;
         let revoked = sessions::revoke(conn, user_id, Scope::AllOfUser, "user_deleted", now)?;
-        // Every session of the user, including ones revoked earlier: once the
-        // rows are gone, this event is what a restarting instance's catch-up
-        // reads (`sessions::revoked_since`) to keep refusing their tokens.
+        // Every session of the user, including ones revoked earlier, for the
+        // record; instances keep refusing their tokens from the
+        // `revocations` log, which outlives the rows.
         let all: Vec<Uuid> = sessions::list_for_user(conn, user_id, true, now)?
             .into_iter()
             .map(|s| s.id)

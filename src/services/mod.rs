@@ -46,6 +46,8 @@ pub struct RefreshState {
     pub jti: Uuid,
     pub issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The session's creation: the access token's `auth_time`.
+    pub signed_in_at: DateTime<Utc>,
 }
 
 /// Failures no client can fix.
@@ -91,6 +93,7 @@ pub fn issue_pair(
         iat: now_s,
         exp: now_s + s.access_ttl_seconds,
         nbf: None,
+        auth_time: refresh.signed_in_at.timestamp(),
         username: user.username.clone(),
         name: user.name.clone(),
         admin: user.admin,

@@ -89,6 +89,7 @@ fn try_rotate(
         jti: new_jti,
         issued_at: now_s,
         expires_at: rotated.expires_at,
+        signed_in_at: rotated.created_at,
     };
     Ok(Some(
         issue_pair(tokens, user, state, now).map_err(Unexpected::from)?,
@@ -134,6 +135,7 @@ fn explain_failed_rotation(
             jti: session.current_jti,
             issued_at: session.rotated_at,
             expires_at: session.expires_at,
+            signed_in_at: session.created_at,
         };
         return Ok(issue_pair(tokens, summary, state, now).map_err(Unexpected::from)?);
     }

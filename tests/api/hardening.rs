@@ -2,7 +2,6 @@
 //! through a proxy the test controls, the cleanup job, hostile input over
 //! the whole request surface, and secrets kept out of the log.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,6 +11,7 @@ use keyward::clock::Clock;
 use keyward::config::Secret;
 use serde_json::{json, Value};
 
+use crate::db_proxy::{pg_address, Proxy};
 use crate::helpers::*;
 
 // ---------------------------------------------------------------- per-IP limit
@@ -138,99 +138,6 @@ async fn the_lockout_is_shared_by_two_instances_on_one_database() {
 }
 
 // ----------------------------------------------------------- database outage
-
-/// A TCP proxy between keyward and PostgreSQL that the test can cut: every
-/// open connection is shut down and new ones are closed at once, until
-/// restored. It runs on threads of its own: `Application::build` connects
-/// through it while blocking the test's single-threaded runtime.
-struct Proxy {
-    port: u16,
-    up: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-    links: Arc<Mutex<Vec<(std::net::TcpStream, std::net::TcpStream)>>>,
-}
-
-impl Proxy {
-    fn start(target: String) -> Self {
-        use std::net::{TcpListener, TcpStream};
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let proxy = Self {
-            port,
-            up: Arc::new(AtomicBool::new(true)),
-            stop: Arc::new(AtomicBool::new(false)),
-            links: Arc::default(),
-        };
-        let (up, stop, links) = (proxy.up.clone(), proxy.stop.clone(), proxy.links.clone());
-        std::thread::spawn(move || {
-            for inbound in listener.incoming() {
-                if stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                let Ok(inbound) = inbound else { continue };
-                if !up.load(Ordering::SeqCst) {
-                    drop(inbound);
-                    continue;
-                }
-                let Ok(outbound) = TcpStream::connect(&target) else {
-                    continue;
-                };
-                let pipe = |mut from: TcpStream, mut to: TcpStream| {
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
-                        let _ = from.shutdown(std::net::Shutdown::Both);
-                        let _ = to.shutdown(std::net::Shutdown::Both);
-                    });
-                };
-                let (Ok(i2), Ok(o2), Ok(i3), Ok(o3)) = (
-                    inbound.try_clone(),
-                    outbound.try_clone(),
-                    inbound.try_clone(),
-                    outbound.try_clone(),
-                ) else {
-                    continue;
-                };
-                links.lock().unwrap().push((i3, o3));
-                pipe(inbound, outbound);
-                pipe(o2, i2);
-            }
-        });
-        proxy
-    }
-
-    /// Shuts every connection down and refuses new ones.
-    fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for (inbound, outbound) in self.links.lock().unwrap().drain(..) {
-            let _ = inbound.shutdown(std::net::Shutdown::Both);
-            let _ = outbound.shutdown(std::net::Shutdown::Both);
-        }
-    }
-
-    fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.cut();
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accept loop so that it sees the stop.
-        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
-    }
-}
-
-/// `host:port` of the PostgreSQL server the tests use.
-fn pg_address() -> String {
-    let base = pg_base();
-    let rest = base.split_once("://").map_or(base.as_str(), |(_, r)| r);
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
-    rest.split('/')
-        .next()
-        .unwrap_or("127.0.0.1:5432")
-        .to_string()
-}
 
 fn count(db: &TestDb, sql: &str) -> i64 {
     #[derive(diesel::QueryableByName)]

@@ -223,6 +223,17 @@ pub async fn spawn_on(settings: Settings, clock: Clock) -> TestApp {
     }
 }
 
+/// Another instance on `app`'s database, once it is ready.
+pub async fn second_instance(app: &TestApp) -> TestApp {
+    let b = spawn_on(app.settings.clone(), Clock::system()).await;
+    let ready = eventually(std::time::Duration::from_secs(5), || async {
+        b.get("/ready", None).await.status == 200
+    })
+    .await;
+    assert!(ready.is_some(), "the second instance never became ready");
+    b
+}
+
 /// A response read whole: status, headers, body as text and JSON.
 pub struct Reply {
     pub status: u16,

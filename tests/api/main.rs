@@ -8,6 +8,9 @@ mod helpers;
 mod admin;
 mod basics;
 mod browser;
+mod convergence;
+#[allow(dead_code)]
+mod db_proxy;
 mod e2e;
 mod hardening;
 mod logout;

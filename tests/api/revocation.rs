@@ -12,16 +12,6 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-async fn second_instance(app: &Harness) -> TestApp {
-    let b = spawn_on(app.settings.clone(), Clock::system()).await;
-    let ready = eventually(Duration::from_secs(5), || async {
-        b.get("/ready", None).await.status == 200
-    })
-    .await;
-    assert!(ready.is_some(), "instance B never became ready");
-    b
-}
-
 /// Polls `b` until it refuses `token` as revoked; returns how long it took.
 async fn until_refused(b: &TestApp, token: &str, limit: Duration) -> Option<Duration> {
     eventually(limit, || async {
@@ -191,9 +181,13 @@ async fn entries_expire_and_a_restart_reloads_only_the_ones_still_needed() {
 
     // A restart loads what is still needed: one session revoked 2 minutes
     // ago (its tokens are all expired) and one 10 seconds ago.
+    // (The set is loaded from the `revocations` log, which keeps the time.)
     a.db.exec(&format!(
         "UPDATE sessions SET revoked_at = now() - interval '2 minutes' WHERE id = '{old_sid}'; \
-         UPDATE sessions SET revoked_at = now() - interval '10 seconds' WHERE id = '{recent_sid}';"
+         UPDATE sessions SET revoked_at = now() - interval '10 seconds' WHERE id = '{recent_sid}'; \
+         UPDATE revocations SET at = now() - interval '2 minutes' WHERE session_id = '{old_sid}'; \
+         UPDATE revocations SET at = now() - interval '10 seconds' \
+           WHERE session_id = '{recent_sid}';"
     ));
     let restarted = spawn_on(a.settings.clone(), Clock::system()).await;
     assert!(restarted.state.revoked.contains(&recent_sid));
@@ -215,11 +209,86 @@ async fn a_restart_still_refuses_the_tokens_of_a_deleted_user() {
         a.clock.now(),
     )
     .unwrap();
-    // The session rows are gone with the user; the event still names them.
+    // The session rows are gone with the user; the revocations log keeps them.
     let restarted = spawn_on(a.settings.clone(), Clock::system()).await;
     assert!(restarted.state.revoked.contains(&sid));
     restarted
         .get("/api/me", pair["access_token"].as_str())
         .await
         .assert_error(401, "session_revoked");
+}
+
+#[actix_web::test]
+async fn access_tokens_carry_the_sign_in_time_unchanged_by_refreshes() {
+    let a = spawn_app().await;
+    let user = a.register().await;
+    let pair = a.login(&user).await;
+    let first = claims(field(&pair, "access_token"));
+    let created = query_i64(
+        &a.db,
+        &format!(
+            "SELECT extract(epoch FROM created_at)::bigint FROM sessions WHERE id = '{}'",
+            field(&pair, "session_id")
+        ),
+    );
+    assert_eq!(first["auth_time"], created);
+    a.clock.advance(TimeDelta::seconds(30));
+    let refreshed = a.refresh(field(&pair, "refresh_token")).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text);
+    let second = claims(field(&refreshed.json, "access_token"));
+    assert_eq!(second["auth_time"], created);
+    assert!(second["iat"].as_i64().unwrap() >= created + 30);
+    // A refresh inside the grace window (the other path) keeps it too.
+    let again = a.refresh(field(&pair, "refresh_token")).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(
+        claims(field(&again.json, "access_token"))["auth_time"],
+        created
+    );
+}
+
+#[actix_web::test]
+async fn every_revocation_is_logged_with_the_feeds_reason() {
+    let a = spawn_app().await;
+    let (_, admin_token) = a.admin(&a.db).await;
+    let user = a.register().await;
+    let own = a.login(&user).await;
+    let other = a.login(&user).await;
+    let by_admin = a.login(&user).await;
+    // The user ends one of their own sessions; an administrator another.
+    let r = a
+        .delete(
+            &format!("/auth/sessions/{}", field(&other, "session_id")),
+            Some(field(&own, "access_token")),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = a
+        .delete(
+            &format!("/admin/sessions/{}", field(&by_admin, "session_id")),
+            Some(&admin_token),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let reason_of = |pair: &serde_json::Value| {
+        query_i64(
+            &a.db,
+            &format!(
+                "SELECT count(*) FROM revocations r JOIN sessions s ON s.id = r.session_id \
+                 WHERE r.session_id = '{}' AND r.user_id = '{}' AND r.at = s.revoked_at \
+                   AND r.reason = '{}'",
+                field(pair, "session_id"),
+                user.id,
+                if pair == &other { "logout" } else { "admin" }
+            ),
+        )
+    };
+    assert_eq!(reason_of(&other), 1);
+    assert_eq!(reason_of(&by_admin), 1);
+    // What the sessions and events say is unchanged.
+    let kept = query_i64(
+        &a.db,
+        "SELECT count(*) FROM sessions WHERE revoked_reason IN ('revoked_by_user', 'admin_revoked')",
+    );
+    assert_eq!(kept, 2);
 }

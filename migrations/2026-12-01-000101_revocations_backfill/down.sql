@@ -1,0 +1,2 @@
+-- The copied rows are ordinary log rows: nothing to undo.
+SELECT 1;
