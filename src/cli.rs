@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::{self, users};
 use crate::domain::{Password, Username};
-use crate::services::{accounts, admin, keys};
+use crate::services::{accounts, admin, keys, service_registry};
 use crate::startup::Application;
 
 #[derive(Debug, Parser)]
@@ -40,6 +40,20 @@ enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage the credentials of services that verify tokens.
+    #[command(subcommand)]
+    Services(ServicesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ServicesCommand {
+    /// Create a service; prints its client_id and client_secret (shown once)
+    /// as one JSON object.
+    Create { name: String },
+    /// List the services (never their secrets).
+    List,
+    /// Delete a service; its secret fails on every instance within a second.
+    Delete { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,6 +130,7 @@ fn run(command: Command) -> Result<(), String> {
             println!("revoked {} session(s) of {}", revoked.len(), user.username);
             Ok(())
         }
+        Command::Services(cmd) => services_command(cmd, &settings, &clock),
         Command::Keys(KeysCommand::Rotate) => {
             if settings.auth.jwt_secret.is_some() {
                 return Err(
@@ -147,6 +162,45 @@ fn find_user(conn: &mut PgConnection, username: &str) -> Result<users::UserRow, 
     users::find_by_username(conn, username)
         .map_err(|e| format!("database: {e}"))?
         .ok_or_else(|| format!("no user named {username}"))
+}
+
+fn services_command(
+    cmd: ServicesCommand,
+    settings: &Settings,
+    clock: &Clock,
+) -> Result<(), String> {
+    let mut conn = connect(settings)?;
+    match cmd {
+        ServicesCommand::Create { name } => {
+            let (row, credentials) = service_registry::create(&mut conn, &name, clock.now())
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "client_id": credentials.client_id,
+                    "client_secret": credentials.client_secret,
+                    "name": row.name,
+                })
+            );
+        }
+        ServicesCommand::List => {
+            for row in service_registry::list(&mut conn).map_err(|e| e.to_string())? {
+                println!(
+                    "{}\t{}\t{}",
+                    row.name,
+                    row.client_id,
+                    row.created_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                );
+            }
+        }
+        ServicesCommand::Delete { name } => {
+            let row = service_registry::delete(&mut conn, &name, clock.now())
+                .map_err(|e| e.to_string())?;
+            println!("deleted service {} ({})", row.name, row.client_id);
+        }
+    }
+    Ok(())
 }
 
 fn users_command(cmd: UsersCommand, settings: &Settings, clock: &Clock) -> Result<(), String> {

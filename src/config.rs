@@ -31,6 +31,20 @@ pub struct ServerSettings {
     pub host: String,
     pub port: u16,
     pub trust_proxy: bool,
+    /// The base of the absolute URLs in the discovery document; unset (or
+    /// blank): `http://<host>:<port>` as bound.
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+impl ServerSettings {
+    /// `server.public_url` without its trailing `/`, if set and not blank.
+    pub fn public_url(&self) -> Option<&str> {
+        self.public_url
+            .as_deref()
+            .map(|url| url.trim().trim_end_matches('/'))
+            .filter(|url| !url.is_empty())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -226,6 +240,14 @@ impl Settings {
                 return bad("auth.jwt_secret", "must be at least 32 bytes long");
             }
         }
+        if let Some(url) = self.server.public_url() {
+            if !is_base_url(url) {
+                return bad(
+                    "server.public_url",
+                    "must be an absolute http:// or https:// URL without query or fragment",
+                );
+            }
+        }
         if self.server.host.trim().is_empty() {
             return bad("server.host", "must not be empty");
         }
@@ -258,6 +280,22 @@ impl Settings {
             (cores * 8).max(16)
         })
     }
+}
+
+/// `http(s)://host[:port][/path]`, nothing else: the discovery document
+/// appends paths to it.
+fn is_base_url(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let host = rest.split('/').next().unwrap_or_default();
+    !host.is_empty()
+        && !host.contains('@')
+        && !rest.contains(['?', '#'])
+        && !rest.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 #[cfg(test)]
@@ -333,6 +371,16 @@ mod tests {
                 "2",
                 "revocation.max_staleness_seconds",
             ),
+            (
+                "KEYWARD__SERVER__PUBLIC_URL",
+                "auth.example.com",
+                "server.public_url",
+            ),
+            (
+                "KEYWARD__SERVER__PUBLIC_URL",
+                "https://auth.example.com/?x=1",
+                "server.public_url",
+            ),
         ] {
             let err = Settings::from_env(&env(&[(key, value)]))
                 .unwrap_err()
@@ -340,6 +388,19 @@ mod tests {
             assert!(err.contains(named), "{key}={value}: {err}");
             assert!(!err.contains('\n'), "one line: {err}");
         }
+    }
+
+    #[test]
+    fn public_url_is_trimmed_and_blank_means_unset() {
+        let s = Settings::from_env(&env(&[(
+            "KEYWARD__SERVER__PUBLIC_URL",
+            "https://auth.example.com/base/",
+        )]))
+        .unwrap();
+        assert_eq!(s.server.public_url(), Some("https://auth.example.com/base"));
+        let s = Settings::from_env(&env(&[("KEYWARD__SERVER__PUBLIC_URL", " ")])).unwrap();
+        assert_eq!(s.server.public_url(), None);
+        assert_eq!(Settings::defaults().unwrap().server.public_url(), None);
     }
 
     #[test]

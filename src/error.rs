@@ -26,6 +26,7 @@ pub enum ErrorCode {
     PayloadTooLarge,
     UnsupportedMediaType,
     RateLimited,
+    InvalidClient,
     Unavailable,
     Internal,
 }
@@ -47,6 +48,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::RateLimited => "rate_limited",
+            Self::InvalidClient => "invalid_client",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }
@@ -59,7 +61,8 @@ impl ErrorCode {
             | Self::InvalidToken
             | Self::TokenExpired
             | Self::TokenReused
-            | Self::SessionRevoked => StatusCode::UNAUTHORIZED,
+            | Self::SessionRevoked
+            | Self::InvalidClient => StatusCode::UNAUTHORIZED,
             Self::UserBanned | Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -81,6 +84,8 @@ pub enum Challenge {
     Bearer,
     /// A token was presented and refused.
     BearerInvalidToken,
+    /// A service's credentials were missing or wrong (RFC 6749 2.3.1).
+    Basic,
 }
 
 #[derive(Debug)]
@@ -170,6 +175,9 @@ impl ResponseError for ApiError {
                     header::WWW_AUTHENTICATE,
                     r#"Bearer realm="keyward", error="invalid_token""#,
                 ));
+            }
+            Challenge::Basic => {
+                response.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="keyward""#));
             }
         }
         if let Some(seconds) = self.retry_after {

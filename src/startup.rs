@@ -21,6 +21,7 @@ use crate::error::ApiError;
 use crate::http::{self, AppState};
 use crate::listener::{self, Listener, ListenerHandle};
 use crate::services;
+use crate::services::service_registry::ServiceRegistry;
 
 /// A bound, not yet running server.
 pub struct Application {
@@ -40,8 +41,12 @@ impl Application {
         let pool = db::build_pool(&settings)?;
         let now = clock.now();
         let feed = Arc::new(Feed::new(services::revocation_horizon(&settings)));
+        let registry = Arc::new(ServiceRegistry::new());
         let (keys, revoked, from_tx) = {
             let mut conn = pool.get().map_err(|e| format!("database: {e}"))?;
+            registry
+                .reload(&mut conn)
+                .map_err(|e| format!("database: {e}"))?;
             let keys =
                 services::keys::load(&mut conn, &settings, now).map_err(|e| e.to_string())?;
             let revoked = RevokedSessions::new();
@@ -67,13 +72,23 @@ impl Application {
             tokens: tokens.clone(),
             clock: clock.clone(),
             from_tx,
-            hooks: Vec::new(),
+            hooks: vec![registry.clone()],
         }
         .spawn()
         .map_err(|e| format!("cannot start the revocation listener: {e}"))?;
 
         let cleanup_handle = cleanup::spawn(pool.clone(), settings.clone(), clock.clone())
             .map_err(|e| format!("cannot start the cleanup job: {e}"))?;
+
+        let address = (settings.server.host.as_str(), settings.server.port);
+        let tcp = TcpListener::bind(address)
+            .map_err(|e| format!("cannot bind {}:{}: {e}", address.0, address.1))?;
+        let local = tcp.local_addr().map_err(|e| e.to_string())?;
+        log::info!("keyward listening on http://{local}");
+        let public_url = settings
+            .server
+            .public_url()
+            .map_or_else(|| format!("http://{local}"), str::to_string);
 
         let state = web::Data::new(AppState {
             settings: settings.clone(),
@@ -86,13 +101,10 @@ impl Application {
             dummy_hash: dummy_hash.into(),
             metrics: http::metrics::Metrics::new().map_err(|e| format!("metrics: {e}"))?,
             rate_limit: http::rate_limit::RateLimiter::new(&settings.rate_limit),
+            services: registry,
+            service_auth_limit: http::rate_limit::RateLimiter::new(&settings.rate_limit),
+            public_url,
         });
-
-        let address = (settings.server.host.as_str(), settings.server.port);
-        let tcp = TcpListener::bind(address)
-            .map_err(|e| format!("cannot bind {}:{}: {e}", address.0, address.1))?;
-        let local = tcp.local_addr().map_err(|e| e.to_string())?;
-        log::info!("keyward listening on http://{local}");
 
         let app_state = state.clone();
         let server = HttpServer::new(move || {

@@ -20,6 +20,8 @@ pub enum EventKind {
     UserUnbanned,
     UserDeleted,
     PasswordChanged,
+    ServiceCreated,
+    ServiceDeleted,
 }
 
 impl EventKind {
@@ -35,6 +37,8 @@ impl EventKind {
             Self::UserUnbanned => "user_unbanned",
             Self::UserDeleted => "user_deleted",
             Self::PasswordChanged => "password_changed",
+            Self::ServiceCreated => "service_created",
+            Self::ServiceDeleted => "service_deleted",
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod events;
 pub mod keys;
 pub mod revocations;
 pub mod schema;
+pub mod services;
 pub mod sessions;
 pub mod throttle;
 pub mod users;

@@ -36,6 +36,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    services (id) {
+        id -> Uuid,
+        name -> Text,
+        client_id -> Text,
+        secret_hash -> Bytea,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     sessions (id) {
         id -> Uuid,
         user_id -> Uuid,
@@ -84,6 +94,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     events,
     login_throttle,
     revocations,
+    services,
     sessions,
     signing_keys,
     users,

@@ -6,6 +6,7 @@ pub mod feed_cursor;
 pub mod password;
 pub mod revocation;
 pub mod revocation_feed;
+pub mod service_secret;
 pub mod token_cache;
 pub mod tokens;
 pub mod username;

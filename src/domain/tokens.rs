@@ -258,6 +258,11 @@ impl Tokens {
         self.current_keys().verifying(now)
     }
 
+    /// The algorithm that signs and verifies (the discovery document names it).
+    pub fn algorithm(&self) -> Algorithm {
+        self.current_keys().algorithm
+    }
+
     /// The `kid` new tokens carry.
     pub fn signing_kid(&self) -> Option<String> {
         let keys = self.current_keys();

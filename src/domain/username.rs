@@ -14,10 +14,7 @@ impl Username {
         if !(Self::MIN..=Self::MAX).contains(&raw.len()) {
             return Err("username must be 3 to 32 characters long");
         }
-        if !raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-        {
+        if !raw.bytes().all(is_name_byte) {
             return Err("username may only contain letters A-Z, digits, '_', '.' and '-'");
         }
         Ok(Self(raw.to_string()))
@@ -26,6 +23,11 @@ impl Username {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The alphabet of usernames and service names: `A-Z a-z 0-9 _ . -`.
+pub fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
 }
 
 impl fmt::Display for Username {

@@ -12,6 +12,8 @@ pub mod metrics;
 pub mod openapi;
 pub mod rate_limit;
 mod routes;
+pub mod service_client;
+mod service_routes;
 pub mod web_app;
 
 use std::sync::Arc;
@@ -31,6 +33,7 @@ use crate::domain::tokens::Tokens;
 use crate::error::ApiError;
 use crate::listener::ListenerStatus;
 use crate::services::revocation_horizon;
+use crate::services::service_registry::ServiceRegistry;
 
 /// What every handler shares.
 pub struct AppState {
@@ -48,6 +51,15 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// The per-client-IP limit on login and register (this instance only).
     pub rate_limit: rate_limit::RateLimiter,
+    /// The services whose credentials introspection and the revocation
+    /// feed accept (section 7), kept current by the listener.
+    pub services: Arc<ServiceRegistry>,
+    /// The per-client-IP limit on failed service credentials (this
+    /// instance only; see `service_client`).
+    pub service_auth_limit: rate_limit::RateLimiter,
+    /// `server.public_url`, or `http://<host>:<port>` as bound: the base of
+    /// the discovery document's URLs, without a trailing `/`.
+    pub public_url: String,
 }
 
 pub use routes::configure;

@@ -95,9 +95,11 @@ pub enum AdminErrors {
         super::web_app::index,
         super::web_app::app_js,
         super::web_app::style_css,
+        super::service_routes::discovery,
+        super::service_routes::introspect,
     ),
     components(schemas(ErrorBody)),
-    modifiers(&BearerScheme, &OptionalBodies, &SeedAliases)
+    modifiers(&BearerScheme, &ServiceScheme, &OptionalBodies, &SeedAliases)
 )]
 pub struct ApiDoc;
 
@@ -115,6 +117,21 @@ impl Modify for BearerScheme {
                     .bearer_format("JWT")
                     .build(),
             ),
+        );
+    }
+}
+
+/// The `service` scheme introspection and the revocation feed name: a
+/// service's `client_id:client_secret` by HTTP Basic (or, in a POST body,
+/// as form fields, which OpenAPI cannot say as a scheme).
+struct ServiceScheme;
+
+impl Modify for ServiceScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "service",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
         );
     }
 }

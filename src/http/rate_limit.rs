@@ -158,6 +158,19 @@ impl RateLimiter {
         }
     }
 
+    /// Gives back the token an attempt took, for attempts that count only
+    /// when they fail (a service's credentials: see `service_client`).
+    pub fn refund(&self, ip: Option<&str>) {
+        if !self.enabled {
+            return;
+        }
+        let key = ClientKey::of(ip);
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(bucket) = buckets.map.get_mut(&key) {
+            bucket.tokens = (bucket.tokens + 1.0).min(self.capacity);
+        }
+    }
+
     /// Forgets the buckets that have refilled: they hold nothing a new one
     /// would not.
     fn prune(&self, map: &mut HashMap<ClientKey, Bucket>, now_us: i64) {
@@ -181,7 +194,17 @@ impl RateLimiter {
 /// `429 rate_limited` with `Retry-After` when its budget is spent.
 pub fn check_client(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
     let ip = client_ip(req, &state.settings);
-    match state.rate_limit.check(ip.as_deref(), state.clock.now()) {
+    count_attempt(&state.rate_limit, ip.as_deref(), state.clock.now())
+}
+
+/// Takes one of `ip`'s tokens from `limiter`, or answers `429 rate_limited`
+/// with `Retry-After`.
+pub fn count_attempt(
+    limiter: &RateLimiter,
+    ip: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    match limiter.check(ip, now) {
         Decision::Allowed => Ok(()),
         Decision::Limited { retry_after } => Err(ApiError::new(
             ErrorCode::RateLimited,
@@ -250,6 +273,21 @@ mod tests {
             limiter.check(Some("::ffff:192.0.2.1"), t0()),
             Decision::Limited { .. }
         ));
+    }
+
+    #[test]
+    fn a_refund_gives_the_token_back() {
+        let limiter = RateLimiter::new(&settings(1, true));
+        let ip = Some("203.0.113.9");
+        assert_eq!(limiter.check(ip, t0()), Decision::Allowed);
+        limiter.refund(ip);
+        assert_eq!(limiter.check(ip, t0()), Decision::Allowed);
+        assert!(matches!(limiter.check(ip, t0()), Decision::Limited { .. }));
+        // Never beyond the budget.
+        limiter.refund(ip);
+        limiter.refund(ip);
+        assert_eq!(limiter.check(ip, t0()), Decision::Allowed);
+        assert!(matches!(limiter.check(ip, t0()), Decision::Limited { .. }));
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/openapi.json").route(web::get().to(super::openapi::openapi_json)));
     super::account::configure(cfg);
     super::admin::configure(cfg);
+    super::service_routes::configure(cfg);
     web_app::configure(cfg);
 }
 

@@ -8,6 +8,7 @@ pub mod keys;
 pub mod logout;
 pub mod refresh;
 pub mod self_service;
+pub mod service_registry;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;

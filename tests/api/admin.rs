@@ -726,22 +726,6 @@ async fn a_deletion_reaches_another_instance() {
     assert!(took.is_some(), "instance B still accepts the token");
 }
 
-/// Runs the keyward binary against the test database.
-fn keyward_cli(database_url: &str, args: &[&str]) -> std::process::Output {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("KEYWARD_") {
-            command.env_remove(key);
-        }
-    }
-    command
-        .args(args)
-        .env("DATABASE_URL", database_url)
-        .env("KEYWARD__AUTH__BCRYPT_COST", "4")
-        .output()
-        .unwrap()
-}
-
 #[actix_web::test]
 async fn the_command_line_ban_has_the_same_effect() {
     // Arrange

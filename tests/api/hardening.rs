@@ -527,6 +527,8 @@ mod hostile {
         ("DELETE", "/admin/sessions/{id}"),
         ("GET", "/admin/events"),
         ("GET", "/.well-known/jwks.json"),
+        ("GET", "/.well-known/openid-configuration"),
+        ("POST", "/oauth/introspect"),
         ("GET", "/openapi.json"),
         ("GET", "/metrics"),
         ("GET", "/"),
@@ -543,6 +545,9 @@ mod hostile {
         "duration_seconds",
         "admin",
         "limit",
+        "token",
+        "client_id",
+        "client_secret",
     ];
 
     fn id() -> impl Strategy<Value = String> {

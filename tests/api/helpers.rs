@@ -268,6 +268,20 @@ impl Reply {
     }
 }
 
+impl Reply {
+    /// Asserts `401 invalid_client` with the `Basic realm="keyward"` challenge.
+    #[track_caller]
+    pub fn assert_invalid_client(&self) {
+        self.assert_error(401, "invalid_client");
+        assert_eq!(
+            self.header("www-authenticate"),
+            Some(r#"Basic realm="keyward""#),
+            "{}",
+            self.text
+        );
+    }
+}
+
 pub async fn read(response: reqwest::Response) -> Reply {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
@@ -496,4 +510,70 @@ pub fn field<'a>(value: &'a Value, key: &str) -> &'a str {
     value[key]
         .as_str()
         .unwrap_or_else(|| panic!("no text field {key} in {value}"))
+}
+
+/// Runs the keyward binary against the test database.
+pub fn keyward_cli(database_url: &str, args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("KEYWARD_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("KEYWARD__AUTH__BCRYPT_COST", "4")
+        .output()
+        .unwrap()
+}
+
+/// A service's credentials, as `keyward services create` prints them.
+#[derive(Clone, Debug)]
+pub struct Service {
+    pub name: String,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl Service {
+    /// The `Authorization: Basic` value of these credentials.
+    pub fn basic(&self) -> String {
+        use base64::Engine;
+        let pair = format!("{}:{}", self.client_id, self.client_secret);
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    }
+}
+
+impl TestApp {
+    /// Creates a service in the database (which announces it to every
+    /// instance) and reloads this instance's registry at once.
+    pub fn create_service(&self) -> Service {
+        let name = format!("svc{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let mut conn = self.state.pool.get().unwrap();
+        let (row, credentials) =
+            keyward::services::service_registry::create(&mut conn, &name, self.clock.now())
+                .unwrap();
+        self.state.services.reload(&mut conn).unwrap();
+        Service {
+            name: row.name,
+            client_id: credentials.client_id,
+            client_secret: credentials.client_secret,
+        }
+    }
+
+    /// `POST /oauth/introspect` with the service's credentials by HTTP Basic.
+    pub async fn introspect(&self, service: &Service, token: &str) -> Reply {
+        let body = serde_urlencoded::to_string([("token", token)]).unwrap();
+        let req = self
+            .client
+            .post(self.url("/oauth/introspect"))
+            .header("authorization", service.basic())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        read(req.send().await.unwrap()).await
+    }
 }

@@ -1,0 +1,177 @@
+//! The routes for services that verify tokens (API.md section 7): the
+//! discovery document and RFC 7662 introspection. Both answer from memory.
+
+use actix_web::http::header::{CacheControl, CacheDirective};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::auth::verify_live_access;
+use super::body::Body;
+use super::openapi::{BodyErrors, ErrorBody};
+use super::routes::resource;
+use super::service_client::{FormCredentials, ServiceClient};
+use super::AppState;
+use crate::domain::tokens::AccessClaims;
+use crate::error::ApiError;
+
+type State = web::Data<AppState>;
+
+/// How long a client may cache the discovery document: it changes only
+/// with the configuration.
+const DISCOVERY_MAX_AGE_SECONDS: u32 = 300;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/.well-known/openid-configuration").route(web::get().to(discovery)))
+        .service(resource("/oauth/introspect").route(web::post().to(introspect)));
+}
+
+/// Where a service finds keyward's keys, introspection and revocation feed.
+#[derive(Serialize, ToSchema)]
+struct Discovery {
+    /// `auth.issuer`: the tokens' `iss`.
+    issuer: String,
+    jwks_uri: String,
+    introspection_endpoint: String,
+    revocation_endpoint_feed: String,
+    revocation_endpoint_stream: String,
+    #[schema(value_type = Vec<String>, example = json!(["client_secret_basic", "client_secret_post"]))]
+    token_endpoint_auth_methods_supported: [&'static str; 2],
+    /// The configured algorithm, e.g. `EdDSA`.
+    #[schema(value_type = Vec<String>, example = json!(["EdDSA"]))]
+    id_token_signing_alg_values_supported: [jsonwebtoken::Algorithm; 1],
+}
+
+/// The discovery document (OpenID Connect Discovery 1.0's names); URLs are
+/// absolute, from `server.public_url`.
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "keys",
+    responses((status = 200, body = Discovery, description = "The discovery document")))]
+async fn discovery(state: State) -> HttpResponse {
+    let base = &state.public_url;
+    HttpResponse::Ok()
+        .insert_header(CacheControl(vec![
+            CacheDirective::Public,
+            CacheDirective::MaxAge(DISCOVERY_MAX_AGE_SECONDS),
+        ]))
+        .json(Discovery {
+            issuer: state.settings.auth.issuer.clone(),
+            jwks_uri: format!("{base}/.well-known/jwks.json"),
+            introspection_endpoint: format!("{base}/oauth/introspect"),
+            revocation_endpoint_feed: format!("{base}/revocations"),
+            revocation_endpoint_stream: format!("{base}/revocations/stream"),
+            token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+            id_token_signing_alg_values_supported: [state.tokens.algorithm()],
+        })
+}
+
+#[derive(Deserialize, ToSchema)]
+struct IntrospectionRequest {
+    /// The token to look at; anything but a live access token of this
+    /// keyward is `{"active": false}`.
+    #[schema(required = true, nullable = false)]
+    token: Option<String>,
+    /// Ignored: only access tokens are ever active.
+    #[allow(dead_code)] // Accepted, never read (RFC 7662 2.1).
+    token_type_hint: Option<String>,
+    /// With `client_secret`, instead of HTTP Basic (`client_secret_post`).
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// A live access token's claims (RFC 7662 2.2).
+#[derive(Serialize, ToSchema)]
+struct ActiveToken {
+    /// Always `true`.
+    active: bool,
+    #[schema(example = "access_token")]
+    token_type: &'static str,
+    sub: Uuid,
+    sid: Uuid,
+    username: String,
+    name: Option<String>,
+    admin: bool,
+    iss: String,
+    aud: String,
+    iat: i64,
+    exp: i64,
+    jti: Uuid,
+}
+
+impl From<AccessClaims> for ActiveToken {
+    fn from(c: AccessClaims) -> Self {
+        Self {
+            active: true,
+            token_type: "access_token",
+            sub: c.sub,
+            sid: c.sid,
+            username: c.username,
+            name: c.name,
+            admin: c.admin,
+            iss: c.iss,
+            aud: c.aud,
+            iat: c.iat,
+            exp: c.exp,
+            jti: c.jti,
+        }
+    }
+}
+
+/// Anything else: nothing is said about it.
+#[derive(Serialize, ToSchema)]
+struct InactiveToken {
+    /// Always `false`.
+    active: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+enum Introspection {
+    Active(ActiveToken),
+    Inactive(InactiveToken),
+}
+
+/// RFC 7662 introspection for services: whether a token is a live access
+/// token of this keyward (signature, `typ`, `iss`, `aud`, `exp` with the
+/// leeway, and the revocation set), answered without a database read.
+#[utoipa::path(post, path = "/oauth/introspect", tag = "services",
+    request_body(content(
+        (IntrospectionRequest = "application/x-www-form-urlencoded"),
+        (IntrospectionRequest = "application/json"))),
+    security(("service" = [])),
+    responses(
+        (status = 200, body = Introspection,
+         description = "The token's claims, or {\"active\": false} (Cache-Control: no-store)"),
+        (status = 400, body = ErrorBody, description = "invalid_request: token is missing"),
+        (status = 401, body = ErrorBody,
+         description = "invalid_client: service credentials missing or wrong (WWW-Authenticate: Basic)"),
+        (status = 429, body = ErrorBody,
+         description = "rate_limited: too many failed credentials from this address (Retry-After)"),
+        BodyErrors,
+    ))]
+async fn introspect(
+    state: State,
+    req: HttpRequest,
+    body: Body<IntrospectionRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
+    ServiceClient::authenticate(
+        &req,
+        &state,
+        FormCredentials {
+            client_id: body.client_id.as_deref(),
+            client_secret: body.client_secret.as_deref(),
+        },
+    )?;
+    let token = body
+        .token
+        .ok_or_else(|| ApiError::invalid_request("token is required"))?;
+    let now = state.clock.now().timestamp();
+    let answer = match verify_live_access(&state, &token, now) {
+        Ok(claims) => Introspection::Active(claims.into()),
+        Err(_) => Introspection::Inactive(InactiveToken { active: false }),
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header(CacheControl(vec![CacheDirective::NoStore]))
+        .json(answer))
+}
