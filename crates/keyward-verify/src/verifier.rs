@@ -384,13 +384,18 @@ impl Verifier {
         Ok((claims, kid))
     }
 
-    /// Fetches the keys again unless that was done less than a second ago;
-    /// a caller arriving while a fetch runs waits for it.
+    /// Fetches the keys again, at most once a second: a caller arriving
+    /// within a second of the last fetch waits for the second to pass (so a
+    /// key rotated just after a fetch is still learnt), and callers arriving
+    /// while a fetch runs wait for it.
     async fn refetch_keys(&self, kid: &str) -> Result<(), VerifyError> {
         let mut last = self.inner.last_fetch.lock().await;
-        if self.current_keys().contains(kid) || last.elapsed() < REFETCH_EVERY {
-            // Another caller fetched meanwhile, or one did just now.
+        if self.current_keys().contains(kid) {
+            // Another caller fetched it meanwhile.
             return Ok(());
+        }
+        if let Some(wait) = REFETCH_EVERY.checked_sub(last.elapsed()) {
+            tokio::time::sleep(wait).await;
         }
         *last = Instant::now();
         let (http, uri) = (self.inner.http.clone(), self.inner.jwks_uri.clone());

@@ -17,6 +17,8 @@ pub const CLIENT_SECRET: &str = "s3cret";
 pub struct State {
     pub jwks: Vec<u8>,
     pub jwks_fetches: usize,
+    /// When each JWKS request arrived.
+    pub jwks_fetched_at: Vec<std::time::Instant>,
     pub algorithms: Vec<String>,
     /// The `Last-Event-ID` of each stream connection, in order.
     pub resumed_from: Vec<Option<String>>,
@@ -105,6 +107,7 @@ async fn serve(mut socket: TcpStream, state: Arc<Mutex<State>>, base: String) {
         "/.well-known/jwks.json" => {
             let mut s = state.lock().unwrap();
             s.jwks_fetches += 1;
+            s.jwks_fetched_at.push(std::time::Instant::now());
             json(String::from_utf8(s.jwks.clone()).unwrap())
         }
         "/revocations/stream" => {
