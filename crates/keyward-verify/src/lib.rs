@@ -45,22 +45,40 @@
 //! # }
 //! ```
 //!
-//! The checks alone, without a keyward to talk to, are [`verify_with_keys`]:
+//! The checks alone, without a keyward to talk to, are [`verify_with_keys`]
+//! (here with a token signed by a key made on the spot, as keyward would):
 //!
 //! ```
 //! use keyward_verify::{verify_with_keys, Expectations, KeySet, VerifyError};
-//!
-//! let keys = KeySet::from_jwks(br#"{"keys": [{"kty": "OKP", "crv": "Ed25519",
-//!     "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "k1", "alg": "EdDSA"}]}"#)?;
+//! # use base64::Engine as _;
+//! # let seed = [7u8; 32];
+//! # let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
+//! # let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(public.as_bytes());
+//! # let jwks = format!(r#"{{"keys": [{{"kty": "OKP", "crv": "Ed25519", "x": "{x}", "kid": "k1", "alg": "EdDSA"}}]}}"#);
+//! # let mut pkcs8 = vec![0x30, 0x2e, 2, 1, 0, 0x30, 5, 6, 3, 0x2b, 0x65, 0x70, 4, 0x22, 4, 0x20];
+//! # pkcs8.extend_from_slice(&seed);
+//! # let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+//! # header.typ = Some("at+jwt".into());
+//! # header.kid = Some("k1".into());
+//! # let now = 1_800_000_000;
+//! # let claims = serde_json::json!({"iss": "keyward", "aud": "keyward",
+//! #     "sub": "9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d", "sid": "1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed",
+//! #     "jti": "6ec0bd7f-11c0-43da-975e-2a8ad9ebae0b", "iat": now, "exp": now + 900,
+//! #     "auth_time": now, "username": "jon", "name": "Jon Doe", "admin": false});
+//! # let token = jsonwebtoken::encode(&header, &claims,
+//! #     &jsonwebtoken::EncodingKey::from_ed_der(&pkcs8)).unwrap();
+//! // `jwks`: the body of keyward's /.well-known/jwks.json.
+//! let keys = KeySet::from_jwks(jwks.as_bytes())?;
 //! let expect = Expectations {
 //!     issuer: "keyward".into(),
 //!     audience: "keyward".into(),
 //!     leeway_seconds: 5,
 //! };
-//! assert_eq!(
-//!     verify_with_keys("not.a.token", &keys, &expect, 1_800_000_000),
-//!     Err(VerifyError::Invalid)
-//! );
+//! let claims = verify_with_keys(&token, &keys, &expect, now).expect("a good token");
+//! assert_eq!((claims.username.as_str(), claims.admin), ("jon", false));
+//! // 906 seconds later it has expired, leeway included.
+//! assert_eq!(verify_with_keys(&token, &keys, &expect, now + 906), Err(VerifyError::Expired));
+//! assert_eq!(verify_with_keys("not.a.token", &keys, &expect, now), Err(VerifyError::Invalid));
 //! # Ok::<(), serde_json::Error>(())
 //! ```
 //!
