@@ -151,6 +151,8 @@ impl Feed {
 /// How one connection ended.
 enum End {
     InvalidClient,
+    /// A 4xx answer other than 401 and 429: not the feed, or not for us.
+    Refused(u16),
     Failed(String),
 }
 
@@ -170,6 +172,7 @@ pub(crate) async fn follow(
             stats.connected = false;
             stats.last_error = Some(match &end {
                 End::InvalidClient => "keyward refused the service credentials".to_string(),
+                End::Refused(status) => format!("the feed answered {status}"),
                 End::Failed(why) => why.clone(),
             });
             // A connection that got through starts the delays over.
@@ -178,11 +181,20 @@ pub(crate) async fn follow(
             }
         }
         feed.write_set().abandon_reset();
-        if let End::InvalidClient = end {
+        // Before the first set, a definite refusal ends `connect` at once.
+        let fatal = match end {
+            End::InvalidClient => Some(ConnectError::InvalidClient),
+            End::Refused(status) => Some(ConnectError::Fetch {
+                what: "the revocation feed",
+                detail: format!("status {status}"),
+            }),
+            End::Failed(_) => None,
+        };
+        if let Some(error) = fatal {
+            log::warn!("keyward-verify: the revocation feed refused us: {error}");
             if let Some(ready) = ready.take() {
-                let _ = ready.send(Err(ConnectError::InvalidClient));
+                let _ = ready.send(Err(error));
             }
-            log::warn!("keyward-verify: the revocation feed refused the service credentials");
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(LAST_RETRY);
@@ -211,6 +223,7 @@ async fn connect_once(
     match response.status().as_u16() {
         200 => {}
         401 => return End::InvalidClient,
+        status @ (400..=428 | 430..=499) => return End::Refused(status),
         other => return End::Failed(format!("the feed answered {other}")),
     }
     feed.heard_now();

@@ -239,6 +239,21 @@ async fn wrong_credentials_and_hmac_only_keyward_do_not_connect() {
         matches!(hmac, Err(ConnectError::UnsupportedAlgorithm(_))),
         "{hmac:?}"
     );
+    fake.state.lock().unwrap().algorithms = vec!["EdDSA".into()];
+    fake.state.lock().unwrap().no_stream = true;
+    let no_feed = Verifier::builder(&fake.url, CLIENT_ID, CLIENT_SECRET)
+        .connect()
+        .await;
+    assert!(
+        matches!(
+            no_feed,
+            Err(ConnectError::Fetch {
+                what: "the revocation feed",
+                ..
+            })
+        ),
+        "{no_feed:?}"
+    );
     let nothing = Verifier::builder("http://127.0.0.1:9", CLIENT_ID, CLIENT_SECRET)
         .connect()
         .await;

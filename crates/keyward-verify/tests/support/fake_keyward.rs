@@ -20,6 +20,8 @@ pub struct State {
     /// When each JWKS request arrived.
     pub jwks_fetched_at: Vec<std::time::Instant>,
     pub algorithms: Vec<String>,
+    /// Answer 404 on the stream (a keyward without the feed).
+    pub no_stream: bool,
     /// The `Last-Event-ID` of each stream connection, in order.
     pub resumed_from: Vec<Option<String>>,
     /// The open streams: what the test sends is written to each as is.
@@ -109,6 +111,9 @@ async fn serve(mut socket: TcpStream, state: Arc<Mutex<State>>, base: String) {
             s.jwks_fetches += 1;
             s.jwks_fetched_at.push(std::time::Instant::now());
             json(String::from_utf8(s.jwks.clone()).unwrap())
+        }
+        "/revocations/stream" if state.lock().unwrap().no_stream => {
+            "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_string()
         }
         "/revocations/stream" => {
             use base64::Engine;
