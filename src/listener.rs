@@ -28,12 +28,12 @@ use diesel::Connection;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::revocations::{self, RevocationRow};
+use crate::db::services::SERVICES_CHANNEL;
 use crate::db::{KEYS_CHANNEL, REVOCATION_CHANNEL};
 use crate::domain::revocation::RevokedSessions;
 use crate::domain::revocation_feed::{Feed, FeedEntry, Subject};
 use crate::domain::tokens::Tokens;
 use crate::services;
-use crate::db::services::SERVICES_CHANNEL;
 use crate::services::service_registry::ServiceRegistry;
 
 /// How the listener's connection shows in `pg_stat_activity`.
@@ -105,8 +105,8 @@ pub trait ListenHook: Send + Sync {
     fn reload(&self, conn: &mut PgConnection) -> bool;
 }
 
-/// The service registry follows its channel (`keyward services create` and
-/// `delete` notify it) with a slow reload as a safety net.
+/// The service registry reloads on its channel (a service created or
+/// deleted), and every two seconds in case a notification was lost.
 impl ListenHook for ServiceRegistry {
     fn channel(&self) -> &'static str {
         SERVICES_CHANNEL

@@ -167,9 +167,11 @@ async fn introspect(
         .token
         .ok_or_else(|| ApiError::invalid_request("token is required"))?;
     let now = state.clock.now().timestamp();
+    // A stale revocation set (revocation.max_staleness_seconds) answers
+    // inactive too: never trust what cannot be confirmed.
     let answer = match verify_live_access(&state, &token, now) {
         Ok(claims) => Introspection::Active(claims.into()),
-        Err(_) => Introspection::Inactive(InactiveToken { active: false }),
+        _ => Introspection::Inactive(InactiveToken { active: false }),
     };
     Ok(HttpResponse::Ok()
         .insert_header(CacheControl(vec![CacheDirective::NoStore]))
