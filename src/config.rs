@@ -362,16 +362,6 @@ mod tests {
             ("KEYWARD__AUTH__JWT_SECRET", "short", "auth.jwt_secret"),
             ("KEYWARD__AUTH__ALGORITHM", "RS256", "algorithm"),
             (
-                "KEYWARD__REVOCATION__POLL_SECONDS",
-                "0",
-                "revocation.poll_seconds",
-            ),
-            (
-                "KEYWARD__REVOCATION__MAX_STALENESS_SECONDS",
-                "2",
-                "revocation.max_staleness_seconds",
-            ),
-            (
                 "KEYWARD__SERVER__PUBLIC_URL",
                 "auth.example.com",
                 "server.public_url",
@@ -380,6 +370,16 @@ mod tests {
                 "KEYWARD__SERVER__PUBLIC_URL",
                 "https://auth.example.com/?x=1",
                 "server.public_url",
+            ),
+            (
+                "KEYWARD__REVOCATION__POLL_SECONDS",
+                "0",
+                "revocation.poll_seconds",
+            ),
+            (
+                "KEYWARD__REVOCATION__MAX_STALENESS_SECONDS",
+                "2",
+                "revocation.max_staleness_seconds",
             ),
         ] {
             let err = Settings::from_env(&env(&[(key, value)]))

@@ -28,13 +28,11 @@ use diesel::Connection;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::revocations::{self, RevocationRow};
-use crate::db::services::SERVICES_CHANNEL;
 use crate::db::{KEYS_CHANNEL, REVOCATION_CHANNEL};
 use crate::domain::revocation::RevokedSessions;
 use crate::domain::revocation_feed::{Feed, FeedEntry, Subject};
 use crate::domain::tokens::Tokens;
 use crate::services;
-use crate::services::service_registry::ServiceRegistry;
 
 /// How the listener's connection shows in `pg_stat_activity`.
 pub const APPLICATION_NAME: &str = "keyward-listener";
@@ -47,9 +45,6 @@ const PRUNE_EVERY: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_millis(200);
 const KEY_RELOAD_EVERY: Duration = Duration::from_secs(60);
 const KEY_RETRY_EVERY: Duration = Duration::from_secs(5);
-/// The service registry is reloaded on every NOTIFY on its channel, and this
-/// often besides, in case a notification was lost.
-const SERVICES_RELOAD_EVERY: Duration = Duration::from_secs(2);
 /// A connection that silently died (no reset reached us) is only noticed
 /// by using it.
 const PING_EVERY: Duration = Duration::from_secs(3);
@@ -103,28 +98,6 @@ pub trait ListenHook: Send + Sync {
     fn safety_net(&self) -> Duration;
     /// `false` when it could not (what it keeps stays as it was).
     fn reload(&self, conn: &mut PgConnection) -> bool;
-}
-
-/// The service registry reloads on its channel (a service created or
-/// deleted), and every two seconds in case a notification was lost.
-impl ListenHook for ServiceRegistry {
-    fn channel(&self) -> &'static str {
-        SERVICES_CHANNEL
-    }
-
-    fn safety_net(&self) -> Duration {
-        SERVICES_RELOAD_EVERY
-    }
-
-    fn reload(&self, conn: &mut PgConnection) -> bool {
-        match ServiceRegistry::reload(self, conn) {
-            Ok(_) => true,
-            Err(e) => {
-                log::error!("cannot reload the service registry: {e}");
-                false
-            }
-        }
-    }
 }
 
 /// Stops the listener thread when dropped.

@@ -40,8 +40,8 @@ impl Application {
         db::prepare_database(settings.database.url.expose())?;
         let pool = db::build_pool(&settings)?;
         let now = clock.now();
-        let feed = Arc::new(Feed::new(services::revocation_horizon(&settings)));
         let registry = Arc::new(ServiceRegistry::new());
+        let feed = Arc::new(Feed::new(services::revocation_horizon(&settings)));
         let (keys, revoked, from_tx) = {
             let mut conn = pool.get().map_err(|e| format!("database: {e}"))?;
             registry

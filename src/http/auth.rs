@@ -32,13 +32,6 @@ fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
         .ok_or_else(|| ApiError::internal("application state missing"))
 }
 
-/// Whether a verified access token has been revoked since it was issued:
-/// the one check the access-token routes and introspection share, from the
-/// in-memory revocation set (no database read).
-pub fn is_revoked(state: &AppState, claims: &AccessClaims) -> bool {
-    state.revoked.contains(&claims.sid)
-}
-
 /// A verified access token whose session is not revoked.
 pub struct Authenticated(pub AccessClaims);
 

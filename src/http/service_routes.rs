@@ -7,14 +7,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::auth::verify_live_access;
+use super::auth::{verify_live_access, AccessRefusal};
 use super::body::Body;
 use super::openapi::{BodyErrors, ErrorBody};
 use super::routes::resource;
 use super::service_client::{FormCredentials, ServiceClient};
 use super::AppState;
 use crate::domain::tokens::AccessClaims;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 type State = web::Data<AppState>;
 
@@ -95,6 +95,8 @@ struct ActiveToken {
     aud: String,
     iat: i64,
     exp: i64,
+    /// When the user signed in (the session's creation).
+    auth_time: i64,
     jti: Uuid,
 }
 
@@ -112,6 +114,7 @@ impl From<AccessClaims> for ActiveToken {
             aud: c.aud,
             iat: c.iat,
             exp: c.exp,
+            auth_time: c.auth_time,
             jti: c.jti,
         }
     }
@@ -133,7 +136,10 @@ enum Introspection {
 
 /// RFC 7662 introspection for services: whether a token is a live access
 /// token of this keyward (signature, `typ`, `iss`, `aud`, `exp` with the
-/// leeway, and the revocation set), answered without a database read.
+/// leeway, and the revocation set), answered without a database read. When
+/// the set cannot be confirmed current (`revocation.max_staleness_seconds`)
+/// the answer is `503`, as on the access-token routes: neither "active" nor
+/// "inactive" would be true.
 #[utoipa::path(post, path = "/oauth/introspect", tag = "services",
     request_body(content(
         (IntrospectionRequest = "application/x-www-form-urlencoded"),
@@ -167,11 +173,18 @@ async fn introspect(
         .token
         .ok_or_else(|| ApiError::invalid_request("token is required"))?;
     let now = state.clock.now().timestamp();
-    // A stale revocation set (revocation.max_staleness_seconds) answers
-    // inactive too: never trust what cannot be confirmed.
     let answer = match verify_live_access(&state, &token, now) {
         Ok(claims) => Introspection::Active(claims.into()),
-        _ => Introspection::Inactive(InactiveToken { active: false }),
+        Err(AccessRefusal::Token(_) | AccessRefusal::Revoked) => {
+            Introspection::Inactive(InactiveToken { active: false })
+        }
+        Err(AccessRefusal::Stale) => {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "Revocations cannot be confirmed current; try again shortly.",
+            )
+            .with_retry_after(state.settings.revocation.poll_seconds))
+        }
     };
     Ok(HttpResponse::Ok()
         .insert_header(CacheControl(vec![CacheDirective::NoStore]))

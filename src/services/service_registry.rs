@@ -3,9 +3,9 @@
 //! checks credentials against without a database read.
 //!
 //! The registry is loaded at start and reloaded by the revocation listener
-//! when a service is created or deleted (a NOTIFY on
-//! [`crate::db::services::SERVICES_CHANNEL`]), on every reconnect, and every
-//! few seconds as a safety net; a deleted service's secret fails on every
+//! (it is a [`ListenHook`]) when a service is created or deleted (a NOTIFY
+//! on [`SERVICES_CHANNEL`]), on every reconnect, and every
+//! [`RELOAD_EVERY`] as a safety net; a deleted service's secret fails on every
 //! instance within a second. Open revocation streams ask [`is_active`]
 //! (cheap: a read lock and one hash lookup), or first compare
 //! [`generation`], which changes at every reload.
@@ -16,16 +16,22 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use uuid::Uuid;
 
-use crate::db::services::{self, ServiceRow};
+use crate::db::services::{self, ServiceRow, SERVICES_CHANNEL};
 use crate::domain::service_secret::{
     hash_secret, secret_matches, NewCredentials, SecretHash, ServiceName, MAX_CREDENTIAL_LEN,
 };
+use crate::listener::ListenHook;
+
+/// How often the listener reloads the registry besides the notifications,
+/// in case one was lost (the table is a handful of rows).
+pub const RELOAD_EVERY: Duration = Duration::from_secs(2);
 
 /// A service whose credentials checked out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +154,26 @@ impl ServiceRegistry {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl ListenHook for ServiceRegistry {
+    fn channel(&self) -> &'static str {
+        SERVICES_CHANNEL
+    }
+
+    fn safety_net(&self) -> Duration {
+        RELOAD_EVERY
+    }
+
+    fn reload(&self, conn: &mut PgConnection) -> bool {
+        match ServiceRegistry::reload(self, conn) {
+            Ok(_) => true,
+            Err(e) => {
+                log::error!("cannot reload the service registry: {e}");
+                false
+            }
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 use chrono::TimeDelta;
 use serde_json::{json, Value};
 
+use crate::db_proxy::{pg_address, through_proxy, Proxy};
 use crate::helpers::*;
 
 struct Scene {
@@ -52,7 +53,17 @@ async fn a_live_access_token_is_active_with_its_claims() {
     assert_eq!(b["active"], true);
     assert_eq!(b["token_type"], "access_token");
     for key in [
-        "sub", "sid", "username", "name", "admin", "iss", "aud", "iat", "exp", "jti",
+        "sub",
+        "sid",
+        "username",
+        "name",
+        "admin",
+        "iss",
+        "aud",
+        "iat",
+        "exp",
+        "auth_time",
+        "jti",
     ] {
         assert_eq!(b[key], claims[key], "{key}");
     }
@@ -60,6 +71,7 @@ async fn a_live_access_token_is_active_with_its_claims() {
     assert_eq!(b["sid"], pair["session_id"]);
     assert_eq!(b["username"], user.username.as_str());
     assert_eq!(b["admin"], false);
+    assert!(b["auth_time"].as_i64().unwrap() > 0, "{}", r.text);
     // The hint is ignored, whatever it says.
     let hinted = app
         .post_form(
@@ -191,4 +203,43 @@ async fn a_request_without_a_token_is_a_bad_request() {
 
     let message = r.assert_error(400, "invalid_request");
     assert!(message.contains("token"), "{message}");
+}
+
+/// Real time is the subject here (the staleness bound), so this test waits.
+#[actix_web::test]
+async fn introspection_needs_no_database_until_the_set_is_stale() {
+    // Arrange: the database behind a proxy that the test cuts.
+    let proxy = Proxy::start(pg_address());
+    let app = spawn_app_with(|s| {
+        through_proxy(s, &proxy);
+        s.revocation.poll_seconds = 1;
+        s.revocation.max_staleness_seconds = 3;
+    })
+    .await;
+    let service = app.create_service();
+    let pair = app.login(&app.register().await).await;
+    let at = field(&pair, "access_token");
+
+    // Act
+    proxy.cut();
+
+    // Assert: credentials and tokens are checked from memory alone...
+    let r = app.introspect(&service, at).await;
+    assert_eq!(r.json["active"], true, "{}", r.text);
+    assert_inactive(&app.introspect(&service, "garbage").await, "garbage");
+    // ...until the set cannot be confirmed current: then neither answer.
+    let stale = eventually(std::time::Duration::from_secs(6), || async {
+        app.introspect(&service, at).await.status == 503
+    })
+    .await;
+    assert!(stale.is_some(), "a stale set kept answering");
+    let r = app.introspect(&service, at).await;
+    r.assert_error(503, "unavailable");
+    assert!(r.header("retry-after").is_some());
+    proxy.restore();
+    let back = eventually(std::time::Duration::from_secs(5), || async {
+        app.introspect(&service, at).await.json["active"] == true
+    })
+    .await;
+    assert!(back.is_some(), "introspection never recovered");
 }
