@@ -43,7 +43,7 @@ pub struct AccessClaims {
 /// unrevoked access token.
 ///
 /// With the `actix` feature it is an actix-web extractor; the `axum`
-/// feature's [`VerifyLayer`](crate::layer::VerifyLayer) puts it in the
+/// feature's `layer::VerifyLayer` puts it in the
 /// request's extensions (read it with axum's `Extension<VerifiedUser>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedUser(pub AccessClaims);

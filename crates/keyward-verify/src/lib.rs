@@ -20,7 +20,7 @@
 //!   it might have missed a revocation.
 //!
 //! With the `actix` feature, [`VerifiedUser`] is an actix-web extractor;
-//! with the `axum` feature, [`layer::VerifyLayer`] is a tower layer for
+//! with the `axum` feature, `layer::VerifyLayer` is a tower layer for
 //! axum. Both answer refusals as keyward does: `401` with
 //! `{"error": "invalid_token" | "token_expired" | "session_revoked", ...}`
 //! and `WWW-Authenticate`, or `503 unavailable` while the feed is stale.
