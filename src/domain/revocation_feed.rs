@@ -5,12 +5,13 @@
 //! database.
 //!
 //! Entries older than the horizon are dropped (their tokens have expired);
-//! the largest `tx` dropped is kept, so that a cursor that may not have seen
-//! a dropped entry gets a reset instead of a silent gap. An entry is only
+//! the feed remembers the last ones dropped (and below those, the largest
+//! `tx` dropped), so that a cursor that may not have seen a dropped entry
+//! gets a reset instead of a silent gap, and one that did see it does not. An entry is only
 //! dropped once its `tx` is below the watermark, so that the cursor a reset
 //! answers with (at the watermark) is never itself outdated.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -103,8 +104,36 @@ struct Buffer {
     by_id: HashMap<i64, i64>,
     /// Every entry with a lower `tx` is held (or was dropped).
     watermark: i64,
-    /// The largest `tx` of an entry dropped or never held; -1 for none.
+    /// Every entry dropped or never held has a `tx` at or below this (-1
+    /// for none), or is in `dropped`.
     dropped_tx: i64,
+    /// The last entries dropped, as `(tx, id)`.
+    dropped: BTreeSet<(i64, i64)>,
+}
+
+/// How many dropped entries are remembered one by one.
+const DROPPED_KEPT: usize = 1024;
+
+impl Buffer {
+    fn drop_entry(&mut self, tx: i64, id: i64) {
+        self.dropped.insert((tx, id));
+        while self.dropped.len() > DROPPED_KEPT {
+            if let Some((tx, _)) = self.dropped.pop_first() {
+                self.dropped_tx = self.dropped_tx.max(tx);
+            }
+        }
+    }
+
+    /// Whether `cursor` is of this feed and has been sent every entry
+    /// dropped after it.
+    fn is_current(&self, cursor: &Cursor) -> bool {
+        cursor.tag == self.tag
+            && self.dropped_tx < cursor.tx
+            && self
+                .dropped
+                .range((cursor.tx, i64::MIN)..)
+                .all(|&(tx, id)| cursor.has_sent(tx, id))
+    }
 }
 
 /// The feed of one instance.
@@ -151,7 +180,7 @@ impl Feed {
             b.watermark = b.watermark.max(watermark);
             for entry in entries {
                 if entry.at.timestamp() < cutoff && entry.tx < b.watermark {
-                    b.dropped_tx = b.dropped_tx.max(entry.tx);
+                    b.drop_entry(entry.tx, entry.id);
                 } else if b.by_id.insert(entry.id, entry.tx).is_none() {
                     b.entries.insert((entry.tx, entry.id), Arc::new(entry));
                     added = true;
@@ -177,7 +206,7 @@ impl Feed {
         for key in &old {
             b.entries.remove(key);
             b.by_id.remove(&key.1);
-            b.dropped_tx = b.dropped_tx.max(key.0);
+            b.drop_entry(key.0, key.1);
         }
         old.len()
     }
@@ -198,8 +227,10 @@ impl Feed {
     /// Whether `cursor` is one of this feed's that has missed nothing
     /// dropped since.
     pub fn is_current(&self, cursor: &Cursor) -> bool {
-        let b = self.buffer.read().unwrap_or_else(|e| e.into_inner());
-        cursor.tag == b.tag && b.dropped_tx < cursor.tx
+        self.buffer
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_current(cursor)
     }
 
     /// At most `limit` entries not yet sent to the holder of `from`, oldest
@@ -208,7 +239,7 @@ impl Feed {
     pub fn page(&self, from: Option<&Cursor>, limit: usize) -> Page {
         let b = self.buffer.read().unwrap_or_else(|e| e.into_inner());
         let (start, reset) = match from {
-            Some(c) if c.tag == b.tag && b.dropped_tx < c.tx => (c.clone(), false),
+            Some(c) if b.is_current(c) => (c.clone(), false),
             _ => (Cursor::start(b.tag), true),
         };
         let mut entries = Vec::new();

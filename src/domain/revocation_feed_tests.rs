@@ -137,4 +137,7 @@ fn an_old_entry_above_the_watermark_is_kept_until_the_watermark_passes_it() {
     f.extend(Vec::new(), 51, at(2000));
     assert_eq!(f.prune(at(2000)), 1);
     assert!(f.is_current(&f.page(None, 1000).cursor));
+    // The reset's cursor had been sent entry 1 (listed by id): still current.
+    assert!(f.is_current(&reset.cursor));
+    assert!(!f.is_current(&Cursor::start(TAG)));
 }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod body;
 pub mod browser;
 pub mod cors;
+pub mod feed;
 pub mod jwks;
 pub mod metrics;
 pub mod openapi;

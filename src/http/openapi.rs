@@ -97,6 +97,8 @@ pub enum AdminErrors {
         super::web_app::style_css,
         super::service_routes::discovery,
         super::service_routes::introspect,
+        super::feed::revocations,
+        super::feed::revocations_stream,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerScheme, &ServiceScheme, &OptionalBodies, &SeedAliases)

@@ -45,6 +45,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     super::account::configure(cfg);
     super::admin::configure(cfg);
     super::service_routes::configure(cfg);
+    super::feed::configure(cfg);
     web_app::configure(cfg);
 }
 

@@ -18,6 +18,7 @@ mod logout;
 mod operations;
 mod refresh;
 mod revocation;
+mod revocation_feed;
 mod services;
 mod sessions;
 mod tokens;
