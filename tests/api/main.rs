@@ -17,6 +17,7 @@ mod introspection;
 mod logout;
 mod operations;
 mod refresh;
+mod resource_server;
 mod revocation;
 mod revocation_feed;
 mod services;
