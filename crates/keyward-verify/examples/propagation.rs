@@ -162,8 +162,7 @@ async fn main() -> Result<(), Error> {
         .args([
             "--force",
             "--if-exists",
-            "-d",
-            &format!("{pg}/postgres"),
+            &format!("--maintenance-db={pg}/postgres"),
             &db,
         ])
         .status();
