@@ -113,7 +113,7 @@ pub fn rotate(conn: &mut PgConnection, r: &Rotation<'_>) -> QueryResult<Option<R
     .optional()
 }
 
-/// The rotation statement; `$n` is the n-th field of [`RotateStatement`].
+/// The rotation statement; `$n` is the n-th field of `RotateStatement`.
 ///
 /// The `refreshed` event is written by the same statement, at every
 /// rotation. At the database it costs a quarter to two fifths of the

@@ -177,6 +177,14 @@ pub struct TestApp {
     handle: actix_web::dev::ServerHandle,
 }
 
+impl TestApp {
+    /// Stops this instance at once and waits until it has: its port is
+    /// free again (open streams are cut, not waited for).
+    pub async fn shut_down(&self) {
+        self.handle.stop(false).await;
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         // Sends the stop command at once; the server winds down by itself.

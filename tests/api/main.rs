@@ -20,6 +20,7 @@ mod lockout;
 mod logout;
 mod operations;
 mod refresh;
+mod resource_server;
 mod revocation;
 mod revocation_feed;
 mod revoke_all;

@@ -1,0 +1,353 @@
+//! A resource server built on keyward-verify (the workspace crate), end to
+//! end against the real keyward on its own test database: the access tokens
+//! of every kind of ended session are refused within a second; it keeps up
+//! across a keyward restart and a cut connection (resuming by cursor), with
+//! keys rotated after it started, with revocations committed at once on two
+//! instances.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use chrono::TimeDelta;
+use keyward::clock::Clock;
+use keyward::config::Algorithm as KeyAlgorithm;
+use keyward_verify::{Reason, VerifiedUser, Verifier, VerifyError};
+use serde_json::json;
+
+use crate::db_proxy::Proxy;
+use crate::helpers::{
+    eventually, field, keyward_cli, read, spawn_app_with, spawn_on, test_settings, Reply, Service,
+    TestApp, TestDb,
+};
+
+/// A resource server on the library: one protected route, `GET /me`.
+struct ResourceServer {
+    verifier: Verifier,
+    url: String,
+    client: reqwest::Client,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Drop for ResourceServer {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+    }
+}
+
+async fn me(user: VerifiedUser) -> HttpResponse {
+    HttpResponse::Ok()
+        .json(json!({"id": user.sub, "session_id": user.sid, "username": user.username}))
+}
+
+impl ResourceServer {
+    /// Connects to the keyward at `keyward_url` as `service` and serves.
+    async fn start(keyward_url: &str, service: &Service) -> Self {
+        let verifier = Verifier::builder(keyward_url, &service.client_id, &service.client_secret)
+            .connect()
+            .await
+            .expect("the verifier connects");
+        let data = web::Data::new(verifier.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .route("/me", web::get().to(me))
+        })
+        .workers(1)
+        .bind("127.0.0.1:0")
+        .unwrap();
+        let url = format!("http://{}", server.addrs()[0]);
+        let server = server.run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        Self {
+            verifier,
+            url,
+            client: reqwest::Client::new(),
+            handle,
+        }
+    }
+
+    async fn me(&self, token: &str) -> Reply {
+        let request = self
+            .client
+            .get(format!("{}/me", self.url))
+            .bearer_auth(token);
+        read(request.send().await.unwrap()).await
+    }
+
+    async fn assert_accepts(&self, token: &str) {
+        let r = self.me(token).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+
+    /// Waits up to `limit` for `token` to be refused; the refusal, after
+    /// checking that it is keyward's `session_revoked` for `reason`.
+    async fn assert_refused_within(&self, token: &str, limit: Duration, reason: Reason) {
+        let took = eventually(limit, || async { self.me(token).await.status == 401 }).await;
+        assert!(took.is_some(), "not refused within {limit:?} ({reason})");
+        let r = self.me(token).await;
+        r.assert_error(401, "session_revoked");
+        assert_eq!(
+            self.verifier.verify(token).await,
+            Err(VerifyError::Revoked(reason))
+        );
+    }
+}
+
+fn eddsa(settings: &mut keyward::config::Settings) {
+    settings.auth.algorithm = KeyAlgorithm::EdDSA;
+    settings.auth.jwt_secret = None;
+}
+
+/// A port free now, for an instance that must come back on the same one.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn signed_in(app: &TestApp) -> (crate::helpers::User, serde_json::Value) {
+    let user = app.register().await;
+    let pair = app.login(&user).await;
+    (user, pair)
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+
+#[actix_web::test]
+async fn the_access_tokens_of_every_kind_of_ended_session_are_refused_within_a_second() {
+    let h = spawn_app_with(eddsa).await;
+    let rs = ResourceServer::start(&h.address, &h.create_service()).await;
+    let (_, admin_token) = h.admin(&h.db).await;
+    let (_, logged_out) = signed_in(&h).await;
+    let (banned_user, banned) = signed_in(&h).await;
+    let (_, reused) = signed_in(&h).await;
+    let (changer, other_session) = signed_in(&h).await;
+    let changing = h.login(&changer).await;
+    let (_, revoked) = signed_in(&h).await;
+    let all = [
+        &logged_out,
+        &banned,
+        &reused,
+        &other_session,
+        &changing,
+        &revoked,
+    ];
+    for pair in all {
+        rs.assert_accepts(field(pair, "access_token")).await;
+    }
+
+    let logout = h
+        .client
+        .post(h.url("/auth/logout"))
+        .bearer_auth(field(&logged_out, "access_token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    let path = format!("/admin/users/{}/ban", banned_user.id);
+    let r = h.post_json(&path, &json!({}), Some(&admin_token)).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = h.refresh(field(&reused, "refresh_token")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    h.clock
+        .advance(TimeDelta::seconds(h.settings.auth.reuse_grace_seconds + 1));
+    h.refresh(field(&reused, "refresh_token"))
+        .await
+        .assert_error(401, "token_reused");
+    let body =
+        json!({"current_password": changer.password, "new_password": "another long password"});
+    let r = h
+        .post_json(
+            "/auth/password",
+            &body,
+            Some(field(&changing, "access_token")),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let path = format!("/admin/sessions/{}", field(&revoked, "session_id"));
+    let r = h.delete(&path, Some(&admin_token)).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+
+    for (pair, reason) in [
+        (&logged_out, Reason::Logout),
+        (&banned, Reason::UserBanned),
+        (&reused, Reason::ReuseDetected),
+        (&other_session, Reason::PasswordChanged),
+        (&revoked, Reason::Admin),
+    ] {
+        rs.assert_refused_within(field(pair, "access_token"), SECOND, reason)
+            .await;
+    }
+    // The session that changed the password, and the admin's, go on.
+    rs.assert_accepts(field(&changing, "access_token")).await;
+    rs.assert_accepts(&admin_token).await;
+}
+
+/// An EdDSA keyward on `db` at a fixed port (so that it can come back on
+/// it), with discovery naming `public_url`.
+async fn keyward_at(db: &TestDb, port: u16, public_url: Option<String>) -> TestApp {
+    let mut settings = test_settings(db);
+    eddsa(&mut settings);
+    settings.server.port = port;
+    settings.server.public_url = public_url;
+    spawn_on(settings, Clock::system()).await
+}
+
+#[actix_web::test]
+async fn a_keyward_restart_is_resumed_by_cursor_and_nothing_is_missed() {
+    let db = TestDb::new();
+    let port = free_port();
+    let first = keyward_at(&db, port, None).await;
+    let rs = ResourceServer::start(&first.address, &first.create_service()).await;
+    let (_, before) = signed_in(&first).await;
+    let (during_user, during) = signed_in(&first).await;
+    let (_, after) = signed_in(&first).await;
+    let logout = |app: &TestApp, pair: &serde_json::Value| {
+        let request = app
+            .client
+            .post(app.url("/auth/logout"))
+            .bearer_auth(field(pair, "access_token"));
+        async move { assert_eq!(request.send().await.unwrap().status(), 204) }
+    };
+    logout(&first, &before).await;
+    rs.assert_refused_within(field(&before, "access_token"), SECOND, Reason::Logout)
+        .await;
+
+    first.shut_down().await;
+    // While keyward is down, a revocation commits (from the command line).
+    let out = keyward_cli(
+        &db.url,
+        &["sessions", "revoke", "--user", &during_user.username],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let second = keyward_at(&db, port, None).await;
+    logout(&second, &after).await;
+
+    for (pair, reason) in [(&during, Reason::Admin), (&after, Reason::Logout)] {
+        rs.assert_refused_within(field(pair, "access_token"), 5 * SECOND, reason)
+            .await;
+    }
+    let status = rs.verifier.feed_status();
+    assert!(status.connections >= 2, "{status:?}");
+    assert_eq!(status.resets, 1, "resumed by cursor, not reset: {status:?}");
+    assert_eq!(status.entries, 3, "{status:?}");
+}
+
+#[actix_web::test]
+async fn a_cut_connection_is_resumed_by_cursor_once_restored() {
+    let db = TestDb::new();
+    let port = free_port();
+    let proxy = Proxy::start(format!("127.0.0.1:{port}"));
+    let proxied = format!("http://127.0.0.1:{}", proxy.port);
+    let app = keyward_at(&db, port, Some(proxied.clone())).await;
+    let rs = ResourceServer::start(&proxied, &app.create_service()).await;
+    let (_, cut_off) = signed_in(&app).await;
+    let (_, bystander) = signed_in(&app).await;
+    let (_, earlier) = signed_in(&app).await;
+    rs.assert_accepts(field(&cut_off, "access_token")).await;
+    // One revocation before the cut, so that the verifier holds a cursor.
+    let logout = app
+        .client
+        .post(app.url("/auth/logout"))
+        .bearer_auth(field(&earlier, "access_token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    rs.assert_refused_within(field(&earlier, "access_token"), SECOND, Reason::Logout)
+        .await;
+
+    proxy.cut();
+    let gone = eventually(5 * SECOND, || async {
+        !rs.verifier.feed_status().connected
+    })
+    .await;
+    assert!(gone.is_some(), "the verifier notices the cut");
+    let logout = app
+        .client
+        .post(app.url("/auth/logout"))
+        .bearer_auth(field(&cut_off, "access_token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    proxy.restore();
+
+    rs.assert_refused_within(field(&cut_off, "access_token"), 5 * SECOND, Reason::Logout)
+        .await;
+    rs.assert_accepts(field(&bystander, "access_token")).await;
+    let status = rs.verifier.feed_status();
+    assert!(status.connections >= 2, "{status:?}");
+    assert_eq!(status.resets, 1, "resumed by cursor, not reset: {status:?}");
+}
+
+fn kid_of(token: &str) -> String {
+    crate::helpers::header_of(token)["kid"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[actix_web::test]
+async fn a_key_rotated_after_it_started_is_accepted() {
+    let h = spawn_app_with(eddsa).await;
+    let rs = ResourceServer::start(&h.address, &h.create_service()).await;
+    let user = h.register().await;
+    let old = h.login(&user).await;
+    let old_kid = kid_of(field(&old, "access_token"));
+
+    let new_kid =
+        keyward::services::keys::rotate(&mut h.db.connect(), &h.settings, h.clock.now()).unwrap();
+    assert_ne!(new_kid, old_kid);
+    let rotated = eventually(5 * SECOND, || async {
+        kid_of(field(&h.login(&user).await, "access_token")) == new_kid
+    })
+    .await;
+    assert!(rotated.is_some(), "keyward signs with the new key");
+    let new = h.login(&user).await;
+    // The verifier has not seen the new key: it fetches the keys again.
+    rs.assert_accepts(field(&new, "access_token")).await;
+    rs.assert_accepts(field(&old, "access_token")).await;
+}
+
+#[actix_web::test]
+async fn revocations_committed_at_once_on_two_instances_all_reach_it() {
+    let h = spawn_app_with(eddsa).await;
+    let other = spawn_on(h.settings.clone(), Clock::system()).await;
+    let rs = ResourceServer::start(&h.address, &h.create_service()).await;
+    let user = h.register().await;
+    let mut tokens = Vec::new();
+    for _ in 0..24 {
+        tokens.push(field(&h.login(&user).await, "access_token").to_string());
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(tokens.len()));
+    let logouts: Vec<_> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, token)| {
+            let app = if i % 2 == 0 { &h.app } else { &other };
+            let request = app.client.post(app.url("/auth/logout")).bearer_auth(token);
+            let barrier = barrier.clone();
+            actix_web::rt::spawn(async move {
+                barrier.wait().await;
+                request.send().await.unwrap().status().as_u16()
+            })
+        })
+        .collect();
+    for logout in logouts {
+        assert_eq!(logout.await.unwrap(), 204);
+    }
+    for token in &tokens {
+        rs.assert_refused_within(token, SECOND, Reason::Logout)
+            .await;
+    }
+    assert_eq!(rs.verifier.feed_status().entries, tokens.len());
+}
