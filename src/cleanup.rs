@@ -82,8 +82,16 @@ pub fn sweep(
     retention: &RetentionSettings,
     now: DateTime<Utc>,
 ) -> diesel::QueryResult<Swept> {
-    let sessions_cutoff = now - TimeDelta::days(retention.sessions_days);
-    let events_cutoff = now - TimeDelta::days(retention.events_days);
+    // Validated settings keep these in range; an out-of-range one (a clock
+    // moved to the end of time, say) deletes nothing rather than panicking.
+    let cutoff = |days: i64| TimeDelta::try_days(days).and_then(|d| now.checked_sub_signed(d));
+    let (Some(sessions_cutoff), Some(events_cutoff)) = (
+        cutoff(retention.sessions_days),
+        cutoff(retention.events_days),
+    ) else {
+        log::warn!("cleanup skipped: the retention settings overflow the date {now}");
+        return Ok(Swept::default());
+    };
     Ok(Swept {
         sessions: delete_ended(conn, &SESSIONS, sessions_cutoff, now)?,
         events: delete_ended(conn, &EVENTS, events_cutoff, now)?,
@@ -150,7 +158,7 @@ pub fn spawn(
                     Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
                 }
                 wait = EVERY;
-                run_once(&pool, &settings.retention, clock.now());
+                run_once(&pool, &settings, clock.now());
             }
         })?;
     Ok(CleanupHandle {
@@ -159,7 +167,8 @@ pub fn spawn(
     })
 }
 
-fn run_once(pool: &DbPool, retention: &RetentionSettings, now: DateTime<Utc>) {
+fn run_once(pool: &DbPool, settings: &Settings, now: DateTime<Utc>) {
+    let retention = &settings.retention;
     let mut conn = match pool.get() {
         Ok(conn) => conn,
         Err(e) => {
@@ -177,5 +186,10 @@ fn run_once(pool: &DbPool, retention: &RetentionSettings, now: DateTime<Utc>) {
             swept.throttle
         ),
         Err(e) => log::warn!("cleanup failed (retried at the next run): {e}"),
+    }
+    match crate::services::keys::delete_expired(&mut conn, settings, now) {
+        Ok(0) => {}
+        Ok(n) => log::info!("cleanup: deleted {n} signing keys whose tokens have all expired"),
+        Err(e) => log::warn!("cleanup of signing keys failed (retried at the next run): {e}"),
     }
 }

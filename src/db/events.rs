@@ -20,6 +20,8 @@ pub enum EventKind {
     UserUnbanned,
     UserDeleted,
     PasswordChanged,
+    KeyRotated,
+    KeyRevoked,
 }
 
 impl EventKind {
@@ -35,6 +37,8 @@ impl EventKind {
             Self::UserUnbanned => "user_unbanned",
             Self::UserDeleted => "user_deleted",
             Self::PasswordChanged => "password_changed",
+            Self::KeyRotated => "key_rotated",
+            Self::KeyRevoked => "key_revoked",
         }
     }
 }

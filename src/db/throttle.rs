@@ -40,7 +40,7 @@ pub fn record_failure(
     .bind::<diesel::sql_types::Text, _>(key)
     .bind::<diesel::sql_types::Timestamptz, _>(now)
     .bind::<diesel::sql_types::Integer, _>(threshold)
-    .bind::<diesel::sql_types::Timestamptz, _>(now + lockout)
+    .bind::<diesel::sql_types::Timestamptz, _>(crate::clock::later(now, lockout))
     .execute(conn)
     .map(drop)
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::auth::{bearer_token, token_error, Authenticated};
+use super::auth::{self, bearer_token, token_error, Authenticated};
 use super::body::{optional_text, required, Body};
 use super::openapi::{BodyErrors, ErrorBody};
 use super::{
@@ -293,11 +293,10 @@ async fn refresh_pair(
         .filter(|t| !t.is_empty())
         .or_else(|| browser::refresh_cookie(&req))
         .ok_or_else(|| ApiError::new(ErrorCode::InvalidToken, "refresh_token is required"))?;
-    let now = state.clock.now();
-    let claims = state
-        .tokens
-        .verify_refresh(&token, now.timestamp())
+    let claims = auth::verify_refresh(&state, &token)
+        .await
         .map_err(token_error)?;
+    let now = state.clock.now();
     let ip = client_ip(&req, &state.settings);
     let shared = state.clone();
     let session = claims.sid;
@@ -373,9 +372,8 @@ async fn logout(
         .or_else(|| browser::refresh_cookie(&req));
     let token = match (refresh, bearer_token(&req)) {
         (Some(token), _) => {
-            let c = state
-                .tokens
-                .verify_refresh(&token, now.timestamp())
+            let c = auth::verify_refresh(&state, &token)
+                .await
                 .map_err(token_error)?;
             LogoutToken {
                 user_id: c.sub,
@@ -384,9 +382,8 @@ async fn logout(
             }
         }
         (None, Some(token)) => {
-            let c = state
-                .tokens
-                .verify_access(token, now.timestamp())
+            let c = auth::verify_access(&state, token)
+                .await
                 .map_err(token_error)?;
             // An access token of a session revoked here may only end itself.
             if state.revoked.contains(&c.sid) {

@@ -1,10 +1,11 @@
 //! Registering users and signing them in.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::{issue_pair, whole_seconds, RefreshState, TokenPair, Unexpected, UserSummary};
+use crate::clock;
 use crate::config::Settings;
 use crate::db::events::{self, EventKind, NewEvent};
 use crate::db::users::{self, NewUser, UserRow};
@@ -33,13 +34,26 @@ pub fn register(
 ) -> Result<UserRow, RegisterError> {
     let hash = password.hash(bcrypt_cost).map_err(Unexpected::from)?;
     let mut conn = pool.get().map_err(Unexpected::from)?;
+    insert_user(&mut conn, username, &hash, name, admin, now)
+}
+
+/// Stores a user whose password is already hashed (the command line hashes
+/// first, then opens its one connection).
+pub fn insert_user(
+    conn: &mut PgConnection,
+    username: &Username,
+    password_hash: &str,
+    name: Option<&str>,
+    admin: bool,
+    now: DateTime<Utc>,
+) -> Result<UserRow, RegisterError> {
     users::insert(
-        &mut conn,
+        conn,
         &NewUser {
             id: Uuid::new_v4(),
             username: username.as_str(),
             name,
-            password_hash: &hash,
+            password_hash,
             admin,
             created_at: now,
         },
@@ -124,7 +138,7 @@ pub fn login(
                         &throttle_key,
                         now,
                         settings.rate_limit.lockout_threshold,
-                        TimeDelta::seconds(settings.rate_limit.lockout_seconds),
+                        clock::seconds(settings.rate_limit.lockout_seconds),
                     )?;
                 }
                 let mut event = NewEvent::new(EventKind::LoginFailed, now).ip(attempt.ip);
@@ -142,13 +156,15 @@ pub fn login(
         session_id: Uuid::new_v4(),
         jti: Uuid::new_v4(),
         issued_at: now_s,
-        expires_at: now_s
-            + TimeDelta::seconds(
+        expires_at: clock::later(
+            now_s,
+            clock::seconds(
                 settings
                     .auth
                     .refresh_ttl_seconds
                     .min(settings.auth.session_max_seconds),
             ),
+        ),
     };
     conn.transaction(|conn| {
         // The connection was let go during bcrypt: read the user again, and

@@ -727,19 +727,8 @@ async fn a_deletion_reaches_another_instance() {
 }
 
 /// Runs the keyward binary against the test database.
-fn keyward_cli(database_url: &str, args: &[&str]) -> std::process::Output {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("KEYWARD_") {
-            command.env_remove(key);
-        }
-    }
-    command
-        .args(args)
-        .env("DATABASE_URL", database_url)
-        .env("KEYWARD__AUTH__BCRYPT_COST", "4")
-        .output()
-        .unwrap()
+fn run_cli(database_url: &str, args: &[&str]) -> std::process::Output {
+    keyward_command(database_url, args, &[], None)
 }
 
 #[actix_web::test]
@@ -757,7 +746,7 @@ async fn the_command_line_ban_has_the_same_effect() {
     let db = app.db.url.clone();
     let name = user.username.clone();
     let out = tokio::task::spawn_blocking(move || {
-        keyward_cli(&db, &["users", "ban", &name, "--reason", "from the shell"])
+        run_cli(&db, &["users", "ban", &name, "--reason", "from the shell"])
     })
     .await
     .unwrap();
@@ -788,7 +777,7 @@ async fn the_command_line_ban_has_the_same_effect() {
 
     let db = app.db.url.clone();
     let name = user.username.clone();
-    let out = tokio::task::spawn_blocking(move || keyward_cli(&db, &["users", "unban", &name]))
+    let out = tokio::task::spawn_blocking(move || run_cli(&db, &["users", "unban", &name]))
         .await
         .unwrap();
     assert!(out.status.success());
