@@ -102,6 +102,18 @@ pub fn revoke(conn: &mut PgConnection, kid: &str, at: DateTime<Utc>) -> QueryRes
     })
 }
 
+/// Cancels the retirement a key waiting to sign from `at` had scheduled for
+/// the keys it was to take over from (that key was revoked before it signed).
+pub fn cancel_retirement_at(conn: &mut PgConnection, at: DateTime<Utc>) -> QueryResult<usize> {
+    diesel::update(
+        signing_keys::table
+            .filter(signing_keys::retired_at.eq(at))
+            .filter(signing_keys::revoked_at.is_null()),
+    )
+    .set(signing_keys::retired_at.eq(None::<DateTime<Utc>>))
+    .execute(conn)
+}
+
 fn notify(conn: &mut PgConnection) -> QueryResult<()> {
     diesel::sql_query(format!("NOTIFY {}", super::KEYS_CHANNEL))
         .execute(conn)

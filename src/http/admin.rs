@@ -515,8 +515,8 @@ struct EventBody {
     id: i64,
     at: DateTime<Utc>,
     /// login_succeeded, login_failed, refreshed, reuse_detected, logout,
-    /// session_revoked, user_banned, user_unbanned, user_deleted or
-    /// password_changed.
+    /// session_revoked, user_banned, user_unbanned, user_deleted,
+    /// password_changed, key_rotated or key_revoked (`detail.kid`).
     kind: String,
     /// The user the event is about.
     user_id: Option<Uuid>,

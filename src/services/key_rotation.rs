@@ -172,6 +172,11 @@ pub fn revoke(
             return Ok(None);
         }
         record(conn, EventKind::KeyRevoked, kid, now, None)?;
+        if *state == KeyState::Next {
+            // The key that signs goes on signing: it must not retire when the
+            // revoked one would have taken over.
+            keys::cancel_retirement_at(conn, row.signs_from)?;
+        }
         if *state != KeyState::Signing {
             return Ok(None);
         }

@@ -398,3 +398,35 @@ async fn a_configured_secret_signs_hs256_without_keys() {
     assert_eq!(header_of(field(&pair, "access_token"))["kid"], Value::Null);
     assert_eq!(query_i64(&app.db, "SELECT count(*) FROM signing_keys"), 0);
 }
+
+#[actix_web::test]
+async fn revoking_a_waiting_key_leaves_the_signing_key_signing_for_good() {
+    let app = spawn_app().await;
+    let user = app.register().await;
+    let kid1 = kid_of(field(&app.login(&user).await, "access_token"));
+    let out = keyward_cli(&app.db.url, &["keys", "rotate"], &[]).await;
+    assert!(out.status.success(), "{}", output_text(&out));
+    let kid2 = key_states(&app.db)
+        .await
+        .into_iter()
+        .find(|(k, _)| *k != kid1)
+        .unwrap()
+        .0;
+
+    let out = keyward_cli(&app.db.url, &["keys", "revoke", &kid2], &[]).await;
+
+    assert!(out.status.success(), "{}", output_text(&out));
+    let gone = eventually(Duration::from_secs(1), || async {
+        published(&app).await == [kid1.clone()]
+    })
+    .await;
+    assert!(gone.is_some(), "{:?}", published(&app).await);
+    // Long after the revoked key would have taken over, the first key still
+    // signs, and what it signs verifies.
+    let lifetime = keyward::services::keys::retired_key_lifetime(&app.settings);
+    app.clock.advance(lifetime + TimeDelta::seconds(400));
+    let pair = app.login(&user).await;
+    assert_eq!(kid_of(field(&pair, "access_token")), kid1);
+    let r = app.me(&pair).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
