@@ -111,8 +111,19 @@ pub fn sweep_for(
     stop: &dyn Fn() -> bool,
 ) -> diesel::QueryResult<Run> {
     let deadline = Instant::now() + budget;
-    let sessions_cutoff = now - TimeDelta::days(retention.sessions_days);
-    let events_cutoff = now - TimeDelta::days(retention.events_days);
+    // Validated settings keep these in range; an out-of-range one (a clock
+    // moved to the end of time, say) deletes nothing rather than panicking.
+    let cutoff = |days: i64| TimeDelta::try_days(days).and_then(|d| now.checked_sub_signed(d));
+    let (Some(sessions_cutoff), Some(events_cutoff)) = (
+        cutoff(retention.sessions_days),
+        cutoff(retention.events_days),
+    ) else {
+        log::warn!("cleanup skipped: the retention settings overflow the date {now}");
+        return Ok(Run {
+            swept: Swept::default(),
+            finished: true,
+        });
+    };
     let mut tables = [
         (&SESSIONS, sessions_cutoff, 0, true),
         (&EVENTS, events_cutoff, 0, true),
@@ -191,7 +202,7 @@ pub fn spawn(
                 }
                 // A dropped handle ends a run between two batches.
                 let stop = || !matches!(stopped.try_recv(), Err(mpsc::TryRecvError::Empty));
-                let finished = run_once(&pool, &settings.retention, clock.now(), &stop);
+                let finished = run_once(&pool, &settings, clock.now(), &stop);
                 wait = if finished { EVERY } else { PAUSE };
             }
         })?;
@@ -204,10 +215,11 @@ pub fn spawn(
 /// One run; whether it finished (a failed run waits for the usual time).
 fn run_once(
     pool: &DbPool,
-    retention: &RetentionSettings,
+    settings: &Settings,
     now: DateTime<Utc>,
     stop: &dyn Fn() -> bool,
 ) -> bool {
+    let retention = &settings.retention;
     let mut conn = match pool.get() {
         Ok(conn) => conn,
         Err(e) => {
@@ -215,7 +227,7 @@ fn run_once(
             return true;
         }
     };
-    match sweep_for(&mut conn, retention, now, RUN_BUDGET, stop) {
+    let finished = match sweep_for(&mut conn, retention, now, RUN_BUDGET, stop) {
         Ok(Run { swept, finished }) => {
             log::info!(
                 "cleanup: deleted {} sessions ended before {} days ago, {} events older than {} days, {} stale login counters{}",
@@ -232,5 +244,11 @@ fn run_once(
             log::warn!("cleanup failed (retried at the next run): {e}");
             true
         }
+    };
+    match crate::services::keys::delete_expired(&mut conn, settings, now) {
+        Ok(0) => {}
+        Ok(n) => log::info!("cleanup: deleted {n} signing keys whose tokens have all expired"),
+        Err(e) => log::warn!("cleanup of signing keys failed (retried at the next run): {e}"),
     }
+    finished
 }

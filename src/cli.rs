@@ -3,6 +3,7 @@
 
 use std::io::BufRead;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use diesel::prelude::*;
@@ -11,7 +12,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::{self, users};
 use crate::domain::{Password, Username};
-use crate::services::{accounts, admin, keys, lockout, service_registry, session_policy};
+use crate::services::{accounts, admin, key_rotation, lockout, service_registry, session_policy};
 use crate::startup::Application;
 
 #[derive(Debug, Parser)]
@@ -95,8 +96,23 @@ enum SessionsCommand {
 
 #[derive(Debug, Subcommand)]
 enum KeysCommand {
-    /// Add a new signing key; older keys verify until their tokens expire.
-    Rotate,
+    /// Add a new signing key: published at once, signing after
+    /// auth.key_publish_seconds; older keys verify until their tokens expire.
+    Rotate {
+        /// Sign with the new key at once (or with the key waiting to be
+        /// published, if there is one).
+        #[arg(long)]
+        now: bool,
+    },
+    /// List the keys: kid, algorithm, state (next, signing, verifying,
+    /// revoked), created.
+    List {
+        /// One JSON document instead of one line per key.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a key verifying, on every instance, at once (a leaked key).
+    Revoke { kid: String },
 }
 
 /// Runs the command line and returns the process's exit status.
@@ -156,26 +172,69 @@ fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Services(cmd) => services_command(cmd, &settings, &clock),
-        Command::Keys(KeysCommand::Rotate) => {
-            if settings.auth.jwt_secret.is_some() {
-                return Err(
-                    "auth.jwt_secret is set: rotate by changing the secret, or unset it to let keyward manage keys"
-                        .into(),
-                );
-            }
-            let mut conn = connect(&settings)?;
-            let kid = keys::rotate(&mut conn, &settings, clock.now()).map_err(|e| e.to_string())?;
-            println!("new signing key {kid}");
-            Ok(())
-        }
+        Command::Keys(cmd) => keys_command(cmd, &settings, &clock),
     }
 }
 
+/// Serves until stopped, then closes the request pool before returning, so
+/// that no pool thread is inside libpq while the process exits.
 fn serve(settings: Settings, clock: Clock) -> Result<(), String> {
-    actix_web::rt::System::new().block_on(async move {
+    let (pool, drain, result) = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings, clock)?;
-        app.run_until_stopped().await.map_err(|e| e.to_string())
-    })
+        let (pool, drain) = (app.state().pool.clone(), app.drain());
+        let result = app.run_until_stopped().await.map_err(|e| e.to_string());
+        Ok::<_, String>((pool, drain, result))
+    })?;
+    let closed = drain.close(&pool, Duration::from_secs(5));
+    log::info!("stopped; closed {closed} database connections");
+    drop(pool);
+    result
+}
+
+/// `keyward keys …`: on the database's keys, never under a configured secret.
+fn keys_command(cmd: KeysCommand, settings: &Settings, clock: &Clock) -> Result<(), String> {
+    if settings.auth.jwt_secret.is_some() {
+        return Err(
+            "auth.jwt_secret is set: there are no keys to manage (change the secret, or unset it to let keyward manage keys)"
+                .into(),
+        );
+    }
+    let mut conn = connect(settings)?;
+    let now = clock.now();
+    match cmd {
+        KeysCommand::Rotate { now: at_once } => {
+            let rotated = key_rotation::rotate(&mut conn, settings, now, at_once)
+                .map_err(|e| e.to_string())?;
+            match (rotated.promoted, rotated.signs_from <= now) {
+                (true, _) => println!("key {} signs from now on", rotated.kid),
+                (false, true) => println!("new signing key {}", rotated.kid),
+                (false, false) => println!(
+                    "new key {} is published and signs from {}",
+                    rotated.kid,
+                    rotated.signs_from.to_rfc3339()
+                ),
+            }
+        }
+        KeysCommand::List { json } => {
+            let keys = key_rotation::list(&mut conn, now).map_err(|e| e.to_string())?;
+            if json {
+                let doc = serde_json::json!({ "keys": keys });
+                println!("{doc}");
+            }
+            for key in keys.iter().filter(|_| !json) {
+                println!("{}", key_rotation::describe(key));
+            }
+        }
+        KeysCommand::Revoke { kid } => {
+            match key_rotation::revoke(&mut conn, &kid, now).map_err(|e| e.to_string())? {
+                Some(successor) => {
+                    println!("revoked key {kid}; key {successor} signs from now on")
+                }
+                None => println!("revoked key {kid}"),
+            }
+        }
+    }
+    Ok(())
 }
 
 fn connect(settings: &Settings) -> Result<PgConnection, String> {
@@ -246,15 +305,19 @@ fn users_command(cmd: UsersCommand, settings: &Settings, clock: &Clock) -> Resul
             let name = display_name
                 .map(|n| n.trim().to_string())
                 .filter(|n| !n.is_empty());
-            db::prepare_database(settings.database.url.expose())?;
-            let pool = db::build_pool(settings)?;
-            let user = accounts::register(
-                &pool,
+            // One connection, opened after the hash and closed before the
+            // process exits: a pool's background threads could still be
+            // inside libpq when the process exits (and crash it).
+            let hash = password
+                .hash(settings.auth.bcrypt_cost)
+                .map_err(|e| format!("bcrypt: {e}"))?;
+            let mut conn = connect(settings)?;
+            let user = accounts::insert_user(
+                &mut conn,
                 &username,
-                &password,
+                &hash,
                 name.as_deref(),
                 admin,
-                settings.auth.bcrypt_cost,
                 clock.now(),
             )
             .map_err(|e| match e {

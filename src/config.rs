@@ -9,8 +9,7 @@ use serde::Deserialize;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
-/// The longest lifetime or retention a setting may name: ten years, in
-/// seconds (or days, for the retention settings).
+/// The longest lifetime a setting may name: ten years, in seconds.
 const MAX_DURATION: i64 = 315_360_000;
 
 /// The largest `auth.max_pending_hashes`: each waiting check may hold a
@@ -18,6 +17,8 @@ const MAX_DURATION: i64 = 315_360_000;
 const MAX_PENDING_HASHES: u32 = 65_536;
 /// The largest session cap: far beyond any real user's devices.
 const MAX_SESSIONS_PER_USER: i64 = 100_000;
+/// The longest retention, in days (API.md section 5): a hundred years.
+const MAX_RETENTION_DAYS: i64 = 36_500;
 
 /// Every setting keyward reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -89,6 +90,22 @@ pub struct AuthSettings {
     /// At most this many live sessions per user; a login beyond it revokes
     /// the least recently used one. 0: no limit.
     pub max_sessions_per_user: i64,
+    /// How long a rotated-in key is published before it signs (the JWKS's
+    /// `max-age`).
+    pub key_publish_seconds: i64,
+}
+
+impl AuthSettings {
+    /// The algorithm tokens are signed with: HS256 whenever a secret is
+    /// set (API.md section 5: implied by `auth.jwt_secret`), else
+    /// `auth.algorithm`.
+    pub fn signing_algorithm(&self) -> Algorithm {
+        if self.jwt_secret.is_some() {
+            Algorithm::HS256
+        } else {
+            self.algorithm
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -193,11 +210,14 @@ impl Settings {
                 .set_override("database.url", url)
                 .map_err(|e| ConfigError(e.to_string()))?;
         }
-        let settings: Settings = builder
+        let mut settings: Settings = builder
             .build()
             .and_then(|c| c.try_deserialize())
             .map_err(|e| ConfigError(e.to_string()))?;
         settings.validate()?;
+        if settings.auth.jwt_secret.is_some() {
+            settings.auth.algorithm = Algorithm::HS256;
+        }
         Ok(settings)
     }
 
@@ -215,8 +235,6 @@ impl Settings {
                 "rate_limit.lockout_seconds",
                 self.rate_limit.lockout_seconds,
             ),
-            ("retention.sessions_days", self.retention.sessions_days),
-            ("retention.events_days", self.retention.events_days),
         ] {
             if value < 1 {
                 return bad(key, "must be at least 1");
@@ -263,13 +281,11 @@ impl Settings {
         if self.database.connect_timeout_ms < 1 {
             return bad("database.connect_timeout_ms", "must be at least 1");
         }
+        if !(0..=86_400).contains(&auth.key_publish_seconds) {
+            return bad("auth.key_publish_seconds", "must be between 0 and 86400");
+        }
+        self.validate_retention()?;
         if let Some(secret) = &auth.jwt_secret {
-            if auth.algorithm != Algorithm::HS256 {
-                return bad(
-                    "auth.jwt_secret",
-                    "can only be set with auth.algorithm = HS256",
-                );
-            }
             if secret.expose().len() < 32 {
                 return bad("auth.jwt_secret", "must be at least 32 bytes long");
             }
@@ -331,6 +347,33 @@ impl Settings {
         )
     }
 
+    /// Retention may not end before the revocation horizon: the listener's
+    /// catch-up after a restart re-reads revocations that recent from the
+    /// rows the cleanup keeps, so a shorter retention would let revoked
+    /// access tokens work again. Nor may it leave the dates chrono can
+    /// count.
+    fn validate_retention(&self) -> Result<(), ConfigError> {
+        let horizon = self.auth.access_ttl_seconds + self.auth.leeway_seconds;
+        let min_days = ((horizon + 86_399) / 86_400).max(1);
+        for (key, days) in [
+            ("retention.sessions_days", self.retention.sessions_days),
+            ("retention.events_days", self.retention.events_days),
+        ] {
+            if days < min_days {
+                return Err(ConfigError(format!(
+                    "{key} must be at least {min_days} (the revocation horizon, \
+                     auth.access_ttl_seconds + auth.leeway_seconds, in days rounded up)"
+                )));
+            }
+            if days > MAX_RETENTION_DAYS {
+                return Err(ConfigError(format!(
+                    "{key} must be at most {MAX_RETENTION_DAYS}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The pool size: configured, or eight connections per core (at least
     /// 16). Refreshes spend most of their time waiting on the commit, and
     /// more transactions in flight share each WAL flush: on 2 cores with 32
@@ -382,7 +425,9 @@ mod tests {
         assert_eq!(s.auth.reuse_grace_seconds, 10);
         assert_eq!(s.auth.leeway_seconds, 5);
         assert_eq!(s.auth.bcrypt_cost, 12);
-        assert_eq!(s.auth.algorithm, Algorithm::HS256);
+        assert_eq!(s.auth.algorithm, Algorithm::EdDSA);
+        assert_eq!(s.auth.signing_algorithm(), Algorithm::EdDSA);
+        assert_eq!(s.auth.key_publish_seconds, 300);
         assert!(s.auth.jwt_secret.is_none());
         assert!(s.cookie.secure);
         assert!(s.cors.allowed_origins.is_empty());
@@ -516,6 +561,57 @@ mod tests {
         let s = Settings::from_env(&env(&[("KEYWARD__SERVER__PUBLIC_URL", " ")])).unwrap();
         assert_eq!(s.server.public_url(), None);
         assert_eq!(Settings::defaults().unwrap().server.public_url(), None);
+    }
+
+    #[test]
+    fn retention_covers_the_revocation_horizon_and_stays_countable() {
+        for (pairs, named) in [
+            (
+                vec![
+                    ("KEYWARD__AUTH__ACCESS_TTL_SECONDS", "172800"),
+                    ("KEYWARD__RETENTION__SESSIONS_DAYS", "2"),
+                ],
+                "retention.sessions_days must be at least 3",
+            ),
+            (
+                vec![("KEYWARD__RETENTION__EVENTS_DAYS", "0")],
+                "retention.events_days must be at least 1",
+            ),
+            (
+                vec![("KEYWARD__RETENTION__SESSIONS_DAYS", "36501")],
+                "retention.sessions_days must be at most 36500",
+            ),
+            (
+                vec![("KEYWARD__RETENTION__EVENTS_DAYS", "315360000")],
+                "retention.events_days must be at most 36500",
+            ),
+            (
+                vec![("KEYWARD__AUTH__KEY_PUBLISH_SECONDS", "-1")],
+                "auth.key_publish_seconds",
+            ),
+        ] {
+            let err = Settings::from_env(&env(&pairs)).unwrap_err().to_string();
+            assert!(err.contains(named), "{pairs:?}: {err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+        let s = Settings::from_env(&env(&[
+            ("KEYWARD__AUTH__ACCESS_TTL_SECONDS", "172800"),
+            ("KEYWARD__RETENTION__SESSIONS_DAYS", "3"),
+            ("KEYWARD__RETENTION__EVENTS_DAYS", "36500"),
+        ]))
+        .unwrap();
+        assert_eq!(s.retention.events_days, 36_500);
+    }
+
+    #[test]
+    fn a_secret_implies_hs256() {
+        let s = Settings::from_env(&env(&[(
+            "KEYWARD__AUTH__JWT_SECRET",
+            "a-very-secret-value-of-at-least-32-bytes",
+        )]))
+        .unwrap();
+        assert_eq!(s.auth.algorithm, Algorithm::HS256);
+        assert_eq!(s.auth.signing_algorithm(), Algorithm::HS256);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 pub mod cleanup;
 pub mod cli;
 pub mod clock;
+pub mod clock_sync;
 pub mod config;
 pub mod db;
 pub mod domain;

@@ -12,8 +12,9 @@ use actix_web::{web, App, HttpServer};
 
 use crate::cleanup::{self, CleanupHandle};
 use crate::clock::Clock;
+use crate::clock_sync::{self, ClockSyncHandle};
 use crate::config::Settings;
-use crate::db;
+use crate::db::{self, drain::PoolDrain};
 use crate::domain::revocation::RevokedSessions;
 use crate::domain::revocation_feed::Feed;
 use crate::domain::tokens::{TokenSettings, Tokens};
@@ -28,6 +29,8 @@ pub struct Application {
     server: Server,
     port: u16,
     state: web::Data<AppState>,
+    drain: Arc<PoolDrain>,
+    _clock_sync: ClockSyncHandle,
     _listener: ListenerHandle,
     _cleanup: CleanupHandle,
 }
@@ -38,12 +41,16 @@ impl Application {
     pub fn build(settings: Settings, clock: Clock) -> Result<Self, String> {
         let settings = Arc::new(settings);
         db::prepare_database(settings.database.url.expose())?;
-        let pool = db::build_pool(&settings)?;
+        let (pool, drain) = db::build_pool(&settings)?;
+        // First, so that everything below reads the database's time.
+        let clock_sync = clock_sync::spawn(pool.clone(), clock.clone())
+            .map_err(|e| format!("cannot start the clock alignment: {e}"))?;
         let now = clock.now();
         let feed = Arc::new(Feed::new(services::revocation_horizon(&settings)));
         let registry = Arc::new(ServiceRegistry::new());
         let (keys, revoked, from_tx) = {
             let mut conn = pool.get().map_err(|e| format!("database: {e}"))?;
+            services::keys::prepare(&mut conn, &settings, now).map_err(|e| e.to_string())?;
             registry
                 .reload(&mut conn)
                 .map_err(|e| format!("database: {e}"))?;
@@ -151,6 +158,8 @@ impl Application {
             server,
             port: local.port(),
             state,
+            drain,
+            _clock_sync: clock_sync,
             _listener: listener_handle,
             _cleanup: cleanup_handle,
         })
@@ -165,6 +174,12 @@ impl Application {
         self.state.clone()
     }
 
+    /// Closes the request pool (see [`PoolDrain`]): for the process's exit,
+    /// once the server has stopped.
+    pub fn drain(&self) -> Arc<PoolDrain> {
+        self.drain.clone()
+    }
+
     /// A handle that stops the server.
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
@@ -177,10 +192,12 @@ impl Application {
             server,
             _listener,
             _cleanup,
+            _clock_sync,
             ..
         } = self;
         let result = server.await;
         drop(_cleanup);
+        drop(_clock_sync);
         drop(_listener);
         result
     }

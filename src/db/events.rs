@@ -24,6 +24,8 @@ pub enum EventKind {
     ServiceDeleted,
     PasswordChangeFailed,
     SessionsRevokedAll,
+    KeyRotated,
+    KeyRevoked,
 }
 
 impl EventKind {
@@ -43,6 +45,8 @@ impl EventKind {
             Self::ServiceDeleted => "service_deleted",
             Self::PasswordChangeFailed => "password_change_failed",
             Self::SessionsRevokedAll => "sessions_revoked_all",
+            Self::KeyRotated => "key_rotated",
+            Self::KeyRevoked => "key_revoked",
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The database: the connection pool, embedded migrations, and one module of
 //! small query functions per table. Nothing here knows about HTTP.
 
+pub mod drain;
 pub mod events;
 pub mod keys;
+pub mod retry;
 pub mod revocations;
 pub mod schema;
 pub mod services;
@@ -21,6 +23,9 @@ use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use drain::PoolDrain;
 
 use crate::config::Settings;
 
@@ -73,18 +78,37 @@ fn connection_lost() {
 /// query found it lost is thrown away when it comes back, instead of being
 /// handed out again (diesel alone only discards one left in a broken
 /// transaction).
+///
+/// It also counts the connections being opened, and opens none once the pool
+/// is closing (see [`drain`]).
 #[derive(Debug)]
-pub struct Manager(ConnectionManager<PgConnection>);
+pub struct Manager(ConnectionManager<PgConnection>, Arc<PoolDrain>);
 
 impl diesel::r2d2::ManageConnection for Manager {
     type Connection = PgConnection;
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<PgConnection, Self::Error> {
-        self.0.connect()
+        if !self.1.begin_open() {
+            return Err(diesel::r2d2::Error::ConnectionError(
+                diesel::ConnectionError::BadConnection("the pool is closing".into()),
+            ));
+        }
+        // Counted until the customizer has set the connection up (it ends
+        // the count), or until here when the attempt failed.
+        let conn = self.0.connect();
+        if conn.is_err() {
+            self.1.end_open();
+        }
+        conn
     }
 
     fn is_valid(&self, conn: &mut PgConnection) -> Result<(), Self::Error> {
+        if self.1.is_closing() {
+            return Err(diesel::r2d2::Error::QueryError(
+                DieselError::BrokenTransactionManager,
+            ));
+        }
         if now_unix() - LAST_LOST.load(Ordering::Relaxed) <= PING_AFTER_LOSS_SECONDS {
             self.0.is_valid(conn)
         } else {
@@ -93,7 +117,9 @@ impl diesel::r2d2::ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut PgConnection) -> bool {
-        LOST_ON_THIS_THREAD.with(|lost| lost.replace(false)) || self.0.has_broken(conn)
+        LOST_ON_THIS_THREAD.with(|lost| lost.replace(false))
+            || self.1.is_closing()
+            || self.0.has_broken(conn)
     }
 }
 
@@ -235,17 +261,21 @@ fn lock_and<T>(
 /// than holding a blocking thread forever.
 pub const STATEMENT_TIMEOUT_MS: u64 = 5_000;
 
-/// Prepares every connection the pool opens.
-#[derive(Debug, Clone, Copy)]
-struct SessionSettings;
+/// Prepares every connection the pool opens; the connection is no longer
+/// being opened (for [`PoolDrain`]) once this is done.
+#[derive(Debug, Clone)]
+struct SessionSettings(Arc<PoolDrain>);
 
 impl diesel::r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings {
     fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute(&format!(
-            "SET statement_timeout = {STATEMENT_TIMEOUT_MS}; \
-             SET application_name = 'keyward';"
-        ))
-        .map_err(diesel::r2d2::Error::QueryError)
+        let set = conn
+            .batch_execute(&format!(
+                "SET statement_timeout = {STATEMENT_TIMEOUT_MS}; \
+                 SET application_name = 'keyward';"
+            ))
+            .map_err(diesel::r2d2::Error::QueryError);
+        self.0.end_open();
+        set
     }
 }
 
@@ -302,20 +332,28 @@ pub fn url_with_timeouts(url: &str, connect_timeout_ms: u64) -> String {
 /// died while idle in the pool is dropped and replaced instead of failing
 /// one request after another, since diesel only marks a connection broken
 /// when a transaction was left open.
-pub fn build_pool(settings: &Settings) -> Result<DbPool, String> {
+///
+/// Connections are never closed for age or idleness: r2d2 would close them
+/// on its own threads, which nothing joins (see [`drain`]). The returned
+/// [`PoolDrain`] closes the pool before the process exits.
+pub fn build_pool(settings: &Settings) -> Result<(DbPool, Arc<PoolDrain>), String> {
     let url = url_with_timeouts(
         settings.database.url.expose(),
         settings.database.connect_timeout_ms,
     );
-    let manager = Manager(ConnectionManager::<PgConnection>::new(url));
-    Pool::builder()
+    let drain = Arc::new(PoolDrain::default());
+    let manager = Manager(ConnectionManager::<PgConnection>::new(url), drain.clone());
+    let pool = Pool::builder()
         .max_size(settings.pool_size())
         .min_idle(Some(2.min(settings.pool_size())))
+        .max_lifetime(None)
+        .idle_timeout(None)
         .connection_timeout(Duration::from_millis(settings.database.connect_timeout_ms))
         .test_on_check_out(true)
-        .connection_customizer(Box::new(SessionSettings))
+        .connection_customizer(Box::new(SessionSettings(drain.clone())))
         .build(manager)
-        .map_err(|e| format!("database pool: {e}"))
+        .map_err(|e| format!("database pool: {e}"))?;
+    Ok((pool, drain))
 }
 
 #[cfg(test)]

@@ -72,6 +72,8 @@ diesel::table! {
         public_key -> Nullable<Bytea>,
         created_at -> Timestamptz,
         retired_at -> Nullable<Timestamptz>,
+        signs_from -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
     }
 }
 

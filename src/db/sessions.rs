@@ -233,10 +233,17 @@ pub fn revoke(
         Scope::AllOfUser => ("", None),
         Scope::AllOfUserExcept(id) => ("AND id <> $5", Some(id)),
     };
+    // The rows are locked in `id` order first: two revocations of one user
+    // (a `scope=all` logout and an administrator's) then queue behind each
+    // other instead of locking in whatever order their scans meet the rows,
+    // which can deadlock once refreshes have moved rows around.
     let sql = format!(
-        "WITH revoked AS ( \
+        "WITH locked AS ( \
+           SELECT id FROM sessions WHERE user_id = $3 AND revoked_at IS NULL {filter} \
+           ORDER BY id FOR UPDATE), \
+         revoked AS ( \
            UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
-           WHERE user_id = $3 AND revoked_at IS NULL {filter} \
+           WHERE id IN (SELECT id FROM locked) AND revoked_at IS NULL \
            RETURNING id, user_id), \
          logged AS (INSERT INTO revocations (at, reason, session_id, user_id) \
            SELECT $1, $4, id, user_id FROM revoked) \

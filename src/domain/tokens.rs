@@ -4,7 +4,8 @@
 //! clock and configured leeway (not jsonwebtoken's 60 s default).
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::de::DeserializeOwned;
@@ -14,6 +15,10 @@ use uuid::Uuid;
 use super::token_cache::{Verified, VerifiedTokens};
 
 pub const ACCESS_TYP: &str = "at+jwt";
+
+/// At most one re-read of the keys per this long for tokens naming a `kid`
+/// the instance does not know (API.md section 2).
+pub const KID_RELOAD_EVERY: Duration = Duration::from_secs(1);
 pub const REFRESH_TYP: &str = "refresh+jwt";
 
 /// The claims of an access token: everything a route needs, so verifying
@@ -57,11 +62,15 @@ pub struct RefreshClaims {
 }
 
 trait Timed {
+    fn iat(&self) -> i64;
     fn exp(&self) -> i64;
     fn nbf(&self) -> Option<i64>;
 }
 
 impl Timed for AccessClaims {
+    fn iat(&self) -> i64 {
+        self.iat
+    }
     fn exp(&self) -> i64 {
         self.exp
     }
@@ -71,6 +80,9 @@ impl Timed for AccessClaims {
 }
 
 impl Timed for RefreshClaims {
+    fn iat(&self) -> i64 {
+        self.iat
+    }
     fn exp(&self) -> i64 {
         self.exp
     }
@@ -95,6 +107,13 @@ pub struct SignError(#[from] jsonwebtoken::errors::Error);
 /// verifying half.
 pub struct Key {
     pub kid: Option<String>,
+    /// The only algorithm this key signs and verifies with: a token naming
+    /// the key under another algorithm is refused (no HS256 with an Ed25519
+    /// key's public half).
+    pub algorithm: Algorithm,
+    /// From when (Unix seconds) the key signs: a key published ahead of its
+    /// use verifies but does not sign before then.
+    pub signs_from: i64,
     pub encoding: Option<EncodingKey>,
     pub decoding: DecodingKey,
     /// A retired key verifies until this time (Unix seconds), when every
@@ -138,18 +157,21 @@ impl PublicJwk {
     }
 }
 
-/// The keys of one algorithm: the newest signs, all verify.
+/// The keys that verify (of any algorithm, each pinned to its own) and,
+/// among those of the signing algorithm, the ones that sign in turn.
 pub struct KeySet {
     algorithm: Algorithm,
-    signer: usize,
     keys: Vec<Key>,
     by_kid: HashMap<String, usize>,
 }
 
 impl KeySet {
-    /// `keys` oldest first: the last key with a signing half signs.
+    /// `keys` in the order they sign (by `signs_from`); `algorithm` is the
+    /// one new tokens are signed with. `None` if no key of it can sign.
     pub fn new(algorithm: Algorithm, keys: Vec<Key>) -> Option<Self> {
-        let signer = keys.iter().rposition(|k| k.encoding.is_some())?;
+        keys.iter()
+            .any(|k| k.algorithm == algorithm && k.encoding.is_some())
+            .then_some(())?;
         let by_kid = keys
             .iter()
             .enumerate()
@@ -157,16 +179,36 @@ impl KeySet {
             .collect();
         Some(Self {
             algorithm,
-            signer,
             keys,
             by_kid,
         })
+    }
+
+    /// The key that signs a token issued at `iat`: the last one of the
+    /// signing algorithm whose `signs_from` has come (the earliest, should
+    /// `iat` come before them all). Choosing by `iat` keeps signing
+    /// deterministic: a refresh token signed again in the grace window gets
+    /// the same key, hence the same string.
+    fn signer_at(&self, iat: i64) -> Option<&Key> {
+        let mut candidates = self
+            .keys
+            .iter()
+            .filter(|k| k.algorithm == self.algorithm && k.encoding.is_some());
+        let first = candidates.clone().next();
+        candidates.rfind(|k| k.signs_from <= iat).or(first)
+    }
+
+    /// Whether a key of this `kid` is in the set.
+    fn knows(&self, kid: &str) -> bool {
+        self.by_kid.contains_key(kid)
     }
 
     /// A single configured HS256 secret (no `kid`).
     pub fn from_secret(secret: &[u8]) -> Self {
         let key = Key {
             kid: None,
+            algorithm: Algorithm::HS256,
+            signs_from: i64::MIN,
             encoding: Some(EncodingKey::from_secret(secret)),
             decoding: DecodingKey::from_secret(secret),
             verify_until: None,
@@ -174,7 +216,6 @@ impl KeySet {
         };
         Self {
             algorithm: Algorithm::HS256,
-            signer: 0,
             keys: vec![key],
             by_kid: HashMap::new(),
         }
@@ -183,12 +224,12 @@ impl KeySet {
     /// The key a token names. A `kid` is only looked up among our own keys;
     /// a token without one is only accepted by a key without one. A retired
     /// key stops verifying once every token it signed has expired.
-    fn verifier(&self, kid: Option<&str>, now: i64) -> Option<&DecodingKey> {
+    fn verifier(&self, kid: Option<&str>, now: i64) -> Option<&Key> {
         let key = match kid {
             Some(kid) => self.by_kid.get(kid).map(|&i| &self.keys[i]),
             None => self.keys.iter().find(|k| k.kid.is_none()),
         }?;
-        key.verifies_at(now).then_some(&key.decoding)
+        key.verifies_at(now).then_some(key)
     }
 
     /// The public keys of every key that still verifies at `now`.
@@ -222,6 +263,9 @@ pub struct Tokens {
     keys: RwLock<Arc<KeySet>>,
     /// Access tokens verified before (see `token_cache`).
     verified: VerifiedTokens,
+    /// When the keys were last re-read for a token naming an unknown `kid`
+    /// (see [`Tokens::reload_for_kid`]); held while such a read runs.
+    kid_reload: Mutex<Option<Instant>>,
 }
 
 impl Tokens {
@@ -230,6 +274,7 @@ impl Tokens {
             settings,
             keys: RwLock::new(Arc::new(keys)),
             verified: VerifiedTokens::default(),
+            kid_reload: Mutex::new(None),
         }
     }
 
@@ -258,15 +303,53 @@ impl Tokens {
         self.current_keys().verifying(now)
     }
 
-    /// The algorithm that signs and verifies (the discovery document names it).
+    /// The algorithm that signs (the discovery document names it).
     pub fn algorithm(&self) -> Algorithm {
         self.current_keys().algorithm
     }
 
-    /// The `kid` new tokens carry.
-    pub fn signing_kid(&self) -> Option<String> {
-        let keys = self.current_keys();
-        keys.keys[keys.signer].kid.clone()
+    /// The `kid` tokens issued at `now` carry.
+    pub fn signing_kid(&self, now: i64) -> Option<String> {
+        self.current_keys().signer_at(now)?.kid.clone()
+    }
+
+    /// The `kid` a token names when no key of this set has it: another
+    /// instance may have added that key since this set was read.
+    pub fn unknown_kid(&self, token: &str) -> Option<String> {
+        let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
+        (!self.current_keys().knows(&kid)).then_some(kid)
+    }
+
+    /// How long until the keys may be re-read for an unknown `kid` (zero
+    /// while a read runs: wait for it in [`Tokens::reload_for_kid`]). A
+    /// caller sleeps this long first, without holding a thread.
+    pub fn kid_reload_wait(&self) -> Duration {
+        match self.kid_reload.try_lock() {
+            Ok(last) => last.map_or(Duration::ZERO, |at| {
+                KID_RELOAD_EVERY.saturating_sub(at.elapsed())
+            }),
+            Err(_) => Duration::ZERO,
+        }
+    }
+
+    /// Re-reads the keys (with `load`) for a token naming `kid`, at most
+    /// once per [`KID_RELOAD_EVERY`]: a forged `kid` costs the database one
+    /// read a second, however many arrive. A caller arriving while a read
+    /// runs, or just after one, waits for it and takes its result. Returns
+    /// whether `kid` is known afterwards.
+    pub fn reload_for_kid(&self, kid: &str, load: impl FnOnce() -> Option<KeySet>) -> bool {
+        let mut last = self.kid_reload.lock().unwrap_or_else(|e| e.into_inner());
+        if self.current_keys().knows(kid) {
+            return true;
+        }
+        if last.is_some_and(|at| at.elapsed() < KID_RELOAD_EVERY) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        if let Some(keys) = load() {
+            self.replace_keys(keys);
+        }
+        self.current_keys().knows(kid)
     }
 
     pub fn sign_access(&self, claims: &AccessClaims) -> Result<String, SignError> {
@@ -277,10 +360,12 @@ impl Tokens {
         self.sign(REFRESH_TYP, claims)
     }
 
-    fn sign<C: Serialize>(&self, typ: &str, claims: &C) -> Result<String, SignError> {
+    fn sign<C: Serialize + Timed>(&self, typ: &str, claims: &C) -> Result<String, SignError> {
         let keys = self.current_keys();
-        let key = &keys.keys[keys.signer];
-        let mut header = Header::new(keys.algorithm);
+        let key = keys
+            .signer_at(claims.iat())
+            .ok_or_else(|| SignError(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat.into()))?;
+        let mut header = Header::new(key.algorithm);
         header.typ = Some(typ.to_string());
         header.kid = key.kid.clone();
         let encoding = key
@@ -347,13 +432,13 @@ impl Tokens {
             return Err(TokenError::Invalid);
         }
         let keys = self.current_keys();
-        if header.alg != keys.algorithm {
-            return Err(TokenError::Invalid);
-        }
         let key = keys
             .verifier(header.kid.as_deref(), now)
             .ok_or(TokenError::Invalid)?;
-        let mut validation = Validation::new(keys.algorithm);
+        if header.alg != key.algorithm {
+            return Err(TokenError::Invalid);
+        }
+        let mut validation = Validation::new(key.algorithm);
         validation.leeway = 0;
         // exp and nbf are checked below against keyward's clock.
         validation.validate_exp = false;
@@ -361,7 +446,7 @@ impl Tokens {
         validation.set_issuer(&[&self.settings.issuer]);
         validation.set_audience(&[&self.settings.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        let claims = jsonwebtoken::decode::<C>(token, key, &validation)
+        let claims = jsonwebtoken::decode::<C>(token, &key.decoding, &validation)
             .map_err(|_| TokenError::Invalid)?
             .claims;
         self.check_times(&claims, now)?;
@@ -374,7 +459,8 @@ impl Tokens {
         if claims.nbf().is_some_and(|nbf| nbf > now + leeway) {
             return Err(TokenError::Invalid);
         }
-        if claims.exp() + leeway < now {
+        // Saturating: `exp` is the token's, and may be any number.
+        if claims.exp().saturating_add(leeway) < now {
             return Err(TokenError::Expired);
         }
         Ok(())
@@ -511,6 +597,47 @@ pub(crate) mod tests {
         let token =
             jsonwebtoken::encode(&header, &access(now), &EncodingKey::from_secret(SECRET)).unwrap();
         assert_eq!(t.verify_access(&token, now), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn an_unknown_kid_reloads_the_keys_at_most_once_a_second() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let t = Arc::new(tokens());
+        let reads = Arc::new(AtomicUsize::new(0));
+        let slow_read = |reads: Arc<AtomicUsize>| {
+            move || {
+                reads.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(300));
+                None
+            }
+        };
+        // A second caller arriving while the read runs waits for it and
+        // reads nothing itself.
+        let first = {
+            let (t, reads) = (t.clone(), reads.clone());
+            std::thread::spawn(move || t.reload_for_kid("k1", slow_read(reads)))
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        let waited = std::time::Instant::now();
+        assert!(!t.reload_for_kid("k2", slow_read(reads.clone())));
+        assert!(
+            waited.elapsed() >= Duration::from_millis(150),
+            "did not wait for the read"
+        );
+        assert!(!first.join().unwrap());
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+        // Within the second, no read; the caller is told how long to wait.
+        assert!(!t.reload_for_kid("k3", slow_read(reads.clone())));
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+        let wait = t.kid_reload_wait();
+        assert!(
+            wait > Duration::ZERO && wait <= KID_RELOAD_EVERY,
+            "{wait:?}"
+        );
+        std::thread::sleep(wait);
+        assert_eq!(t.kid_reload_wait(), Duration::ZERO);
+        t.reload_for_kid("k4", slow_read(reads.clone()));
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
     }
 
     #[test]

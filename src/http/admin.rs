@@ -62,10 +62,10 @@ impl FromRequest for Admin {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let authenticated = Authenticated::from_request(req, payload).into_inner();
+        let authenticated = Authenticated::from_request(req, payload);
         let state = req.app_data::<State>().cloned();
         Box::pin(async move {
-            let Authenticated(claims) = authenticated?;
+            let Authenticated(claims) = authenticated.await?;
             let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
             let (user_id, now) = (claims.sub, state.clock.now());
             let allowed = with_conn(&state, move |conn| {
@@ -307,7 +307,7 @@ async fn ban_user(
     let reason = optional_text(body.reason, "reason", MAX_REASON_CHARS)?;
     let duration = ban_duration(body.duration_seconds)?;
     let now = state.clock.now();
-    let until = duration.map(|d| now + d);
+    let until = duration.map(|d| crate::clock::later(now, d));
     let actor = caller.0.sub;
     let revoked = with_conn(&state, move |conn| {
         admin::ban_user(conn, actor, user_id, reason.as_deref(), until, now)
@@ -516,7 +516,8 @@ struct EventBody {
     at: DateTime<Utc>,
     /// login_succeeded, login_failed, refreshed, reuse_detected, logout,
     /// session_revoked, user_banned, user_unbanned, user_deleted,
-    /// password_changed or password_change_failed.
+    /// password_changed, password_change_failed, key_rotated or key_revoked
+    /// (`detail.kid`).
     kind: String,
     /// The user the event is about.
     user_id: Option<Uuid>,

@@ -4,11 +4,12 @@
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{web, FromRequest, HttpRequest};
-use futures_util::future::{ready, Ready};
+use futures_util::future::LocalBoxFuture;
 
 use super::AppState;
-use crate::domain::tokens::{AccessClaims, TokenError};
+use crate::domain::tokens::{AccessClaims, RefreshClaims, TokenError, Tokens};
 use crate::error::{ApiError, Challenge, ErrorCode};
+use crate::services;
 
 /// The raw Bearer token of the request, if it carries one.
 pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
@@ -27,6 +28,72 @@ pub fn token_error(e: TokenError) -> ApiError {
     }
 }
 
+/// Verifies a token with this instance's keys. A token naming a `kid` this
+/// instance does not know makes it re-read the keys from the database first
+/// (another instance or `keys rotate` may have added it), at most once a
+/// second; a token arriving meanwhile waits for that read, so a genuine new
+/// key is never refused and a forged `kid` costs one read a second.
+async fn verify_reloading<C>(
+    state: &web::Data<AppState>,
+    token: &str,
+    verify: fn(&Tokens, &str, i64) -> Result<C, TokenError>,
+) -> Result<C, TokenError> {
+    let first = verify(&state.tokens, token, state.clock.now().timestamp());
+    if !matches!(first, Err(TokenError::Invalid)) {
+        return first;
+    }
+    let Some(kid) = state.tokens.unknown_kid(token) else {
+        return first;
+    };
+    // Reads are at most a second apart: wait for the next one (asleep, not
+    // holding a thread), then take its result.
+    let wait = state.tokens.kid_reload_wait();
+    if !wait.is_zero() {
+        actix_web::rt::time::sleep(wait).await;
+    }
+    let shared = state.clone();
+    let known = web::block(move || {
+        services::keys::reload_for_unknown_kid(
+            &shared.pool,
+            &shared.settings,
+            &shared.tokens,
+            &kid,
+            shared.clock.now(),
+        )
+    })
+    .await
+    .unwrap_or(false);
+    if !known {
+        return first;
+    }
+    verify(&state.tokens, token, state.clock.now().timestamp())
+}
+
+/// An access token's claims (see [`verify_reloading`]).
+pub async fn verify_access(
+    state: &web::Data<AppState>,
+    token: &str,
+) -> Result<AccessClaims, TokenError> {
+    verify_reloading(state, token, Tokens::verify_access).await
+}
+
+/// An access token's claims and the `kid` that signed it (see
+/// [`verify_reloading`]).
+pub async fn verify_access_and_kid(
+    state: &web::Data<AppState>,
+    token: &str,
+) -> Result<(AccessClaims, Option<String>), TokenError> {
+    verify_reloading(state, token, Tokens::verify_access_and_kid).await
+}
+
+/// A refresh token's claims (see [`verify_reloading`]).
+pub async fn verify_refresh(
+    state: &web::Data<AppState>,
+    token: &str,
+) -> Result<RefreshClaims, TokenError> {
+    verify_reloading(state, token, Tokens::verify_refresh).await
+}
+
 fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
     req.app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::internal("application state missing"))
@@ -36,7 +103,7 @@ fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
 pub struct Authenticated(pub AccessClaims);
 
 impl Authenticated {
-    fn extract(req: &HttpRequest) -> Result<Self, ApiError> {
+    async fn extract(req: &HttpRequest) -> Result<Self, ApiError> {
         let state = state(req)?;
         let Some(token) = bearer_token(req) else {
             return Err(ApiError::new(
@@ -45,8 +112,7 @@ impl Authenticated {
             )
             .with_challenge(Challenge::Bearer));
         };
-        let now = state.clock.now().timestamp();
-        match verify_live_access(state, token, now) {
+        match verify_live_access(state, token).await {
             Ok(claims) => Ok(Self(claims)),
             Err(AccessRefusal::Token(e)) => {
                 Err(token_error(e).with_challenge(Challenge::BearerInvalidToken))
@@ -80,18 +146,18 @@ pub enum AccessRefusal {
 /// The one check of an access token every route (and introspection) makes:
 /// signature and claims, then the revocation set's three kinds of entry.
 /// No database read.
-pub fn verify_live_access(
-    state: &AppState,
+/// A token naming a key this instance does not know yet waits for one
+/// re-read of the keys (see [`verify_reloading`]).
+pub async fn verify_live_access(
+    state: &web::Data<AppState>,
     token: &str,
-    now: i64,
 ) -> Result<AccessClaims, AccessRefusal> {
     let max_staleness = state.settings.revocation.max_staleness_seconds;
     if max_staleness > 0 && state.listener.unconfirmed_for().as_secs() >= max_staleness {
         return Err(AccessRefusal::Stale);
     }
-    let (claims, kid) = state
-        .tokens
-        .verify_access_and_kid(token, now)
+    let (claims, kid) = verify_access_and_kid(state, token)
+        .await
         .map_err(AccessRefusal::Token)?;
     if state
         .revoked
@@ -104,9 +170,10 @@ pub fn verify_live_access(
 
 impl FromRequest for Authenticated {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Self::extract(req))
+        let req = req.clone();
+        Box::pin(async move { Self::extract(&req).await })
     }
 }

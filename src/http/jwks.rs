@@ -11,11 +11,6 @@ use utoipa::ToSchema;
 use super::AppState;
 use crate::domain::tokens::PublicJwk;
 
-/// How long a verifier may cache the set. A rotated-in key signs at once, so
-/// a verifier meeting an unknown `kid` should fetch the set again; retired
-/// keys stay published until their last token has expired.
-const MAX_AGE_SECONDS: u32 = 300;
-
 /// A JWK Set (RFC 7517).
 #[derive(Serialize, ToSchema)]
 pub struct JwkSet {
@@ -36,7 +31,13 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(CacheControl(vec![
             CacheDirective::Public,
-            CacheDirective::MaxAge(MAX_AGE_SECONDS),
+            // How long a verifier may cache the set: a rotated-in key is
+            // published this long before it signs, so a cached set always
+            // holds the key of any token; retired keys stay published
+            // until their last token has expired.
+            CacheDirective::MaxAge(
+                u32::try_from(state.settings.auth.key_publish_seconds).unwrap_or(0),
+            ),
         ]))
         .json(JwkSet {
             keys: state.tokens.public_jwks(now),

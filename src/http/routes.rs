@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::auth::{bearer_token, token_error, Authenticated};
+use super::auth::{self, bearer_token, token_error, Authenticated};
 use super::body::{optional_text, required, Body};
 use super::openapi::{BodyErrors, ErrorBody};
 use super::{
@@ -305,12 +305,11 @@ async fn refresh_pair(
         .filter(|t| !t.is_empty())
         .or_else(|| browser::refresh_cookie(&req))
         .ok_or_else(|| ApiError::new(ErrorCode::InvalidToken, "refresh_token is required"))?;
-    let now = state.clock.now();
-    let claims = state
-        .tokens
-        .verify_refresh(&token, now.timestamp())
+    let claims = auth::verify_refresh(&state, &token)
+        .await
         .map_err(token_error)?;
     rate_limit::check_session(&state, claims.sid)?;
+    let now = state.clock.now();
     let ip = client_ip(&req, &state);
     let shared = state.clone();
     let session = claims.sid;
@@ -386,9 +385,8 @@ async fn logout(
         .or_else(|| browser::refresh_cookie(&req));
     let token = match (refresh, bearer_token(&req)) {
         (Some(token), _) => {
-            let c = state
-                .tokens
-                .verify_refresh(&token, now.timestamp())
+            let c = auth::verify_refresh(&state, &token)
+                .await
                 .map_err(token_error)?;
             LogoutToken {
                 user_id: c.sub,
@@ -397,9 +395,8 @@ async fn logout(
             }
         }
         (None, Some(token)) => {
-            let (c, kid) = state
-                .tokens
-                .verify_access_and_kid(token, now.timestamp())
+            let (c, kid) = auth::verify_access_and_kid(&state, token)
+                .await
                 .map_err(token_error)?;
             // An access token revoked here may only end its own session.
             if state.revoked.refuses(&c.sid, c.auth_time, kid.as_deref()) {

@@ -172,8 +172,7 @@ async fn introspect(
     let token = body
         .token
         .ok_or_else(|| ApiError::invalid_request("token is required"))?;
-    let now = state.clock.now().timestamp();
-    let answer = match verify_live_access(&state, &token, now) {
+    let answer = match verify_live_access(&state, &token).await {
         Ok(claims) => Introspection::Active(claims.into()),
         Err(AccessRefusal::Token(_) | AccessRefusal::Revoked) => {
             Introspection::Inactive(InactiveToken { active: false })

@@ -1,6 +1,6 @@
 //! Registering users and signing them in.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
@@ -8,6 +8,7 @@ use super::{
     issue_pair, lockout, session_policy, whole_seconds, RefreshState, TokenPair, Unexpected,
     UserSummary,
 };
+use crate::clock;
 use crate::config::Settings;
 use crate::db::events::{self, EventKind, NewEvent};
 use crate::db::users::{self, NewUser, UserRow};
@@ -36,13 +37,26 @@ pub fn register(
 ) -> Result<UserRow, RegisterError> {
     let hash = password.hash(bcrypt_cost).map_err(Unexpected::from)?;
     let mut conn = pool.get().map_err(Unexpected::from)?;
+    insert_user(&mut conn, username, &hash, name, admin, now)
+}
+
+/// Stores a user whose password is already hashed (the command line hashes
+/// first, then opens its one connection).
+pub fn insert_user(
+    conn: &mut PgConnection,
+    username: &Username,
+    password_hash: &str,
+    name: Option<&str>,
+    admin: bool,
+    now: DateTime<Utc>,
+) -> Result<UserRow, RegisterError> {
     users::insert(
-        &mut conn,
+        conn,
         &NewUser {
             id: Uuid::new_v4(),
             username: username.as_str(),
             name,
-            password_hash: &hash,
+            password_hash,
             admin,
             created_at: now,
         },
@@ -136,13 +150,15 @@ pub fn login(
         session_id: Uuid::new_v4(),
         jti: Uuid::new_v4(),
         issued_at: now_s,
-        expires_at: now_s
-            + TimeDelta::seconds(
+        expires_at: clock::later(
+            now_s,
+            clock::seconds(
                 settings
                     .auth
                     .refresh_ttl_seconds
                     .min(settings.auth.session_max_seconds),
             ),
+        ),
         signed_in_at: now_s,
     };
     let (superseded, signed_in_at) = conn.transaction(|conn| {

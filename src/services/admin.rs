@@ -6,8 +6,10 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use crate::db::events::{self, EventKind, NewEvent};
+use crate::db::retry;
 use crate::db::sessions::{self, Scope};
 use crate::db::users;
+use crate::db::StoreError;
 
 /// Bans a user (until `until`, or until unbanned) and revokes every session
 /// of theirs; returns the revoked session ids.
@@ -19,7 +21,7 @@ pub fn ban(
     until: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<Uuid>> {
-    conn.transaction(|conn| {
+    retry::transaction(conn, |conn| {
         users::set_ban(conn, user_id, true, until, reason)?;
         let revoked = sessions::revoke(conn, user_id, Scope::AllOfUser, "user_banned", now)?;
         events::record(
@@ -61,7 +63,7 @@ pub fn revoke_user_sessions(
     actor: Option<Uuid>,
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<Uuid>> {
-    conn.transaction(|conn| {
+    retry::transaction(conn, |conn| {
         let revoked = sessions::revoke(conn, user_id, Scope::AllOfUser, "admin_revoked", now)?;
         for session in &revoked {
             events::record(
@@ -95,6 +97,12 @@ pub enum AdminError {
 impl From<diesel::result::Error> for AdminError {
     fn from(e: diesel::result::Error) -> Self {
         Self::Unexpected(e.into())
+    }
+}
+
+impl retry::Conflict for AdminError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, Self::Unexpected(super::Unexpected::Store(StoreError::Query(e))) if e.is_conflict())
     }
 }
 
@@ -182,7 +190,7 @@ pub fn ban_user(
     if actor == user_id {
         return Err(AdminError::OwnAccount);
     }
-    conn.transaction(|conn| {
+    retry::transaction(conn, |conn| {
         users::find_for_update(conn, user_id)?.ok_or(AdminError::NotFound)?;
         Ok(ban(conn, user_id, Some(actor), reason, until, now)?)
     })
@@ -214,7 +222,7 @@ pub fn delete_user(
     if actor == user_id {
         return Err(AdminError::OwnAccount);
     }
-    conn.transaction(|conn| {
+    retry::transaction(conn, |conn| {
         let user = users::find_for_update(conn, user_id)?.ok_or(AdminError::NotFound)?;
         let revoked = sessions::revoke(conn, user_id, Scope::AllOfUser, "user_deleted", now)?;
         // Every session of the user, including ones revoked earlier, for the

@@ -1,5 +1,13 @@
 //! Signing keys: the configured secret, or keys keyward generates and keeps
 //! in the database so that every instance signs and verifies alike.
+//!
+//! A key's life: `keys rotate` adds it, published at once and signing only
+//! from `signs_from` (`auth.key_publish_seconds` later, unless `--now`); the
+//! key it takes over from retires then and verifies until every token it
+//! signed has expired, after which the cleanup deletes it. `keys revoke`
+//! ends a key at once. "The database's algorithm" is that of its newest key
+//! not revoked: `keys rotate` keeps to it, and an instance whose
+//! `auth.algorithm` differs adds a key of its own at start (see [`prepare`]).
 
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::prelude::*;
@@ -8,7 +16,8 @@ use uuid::Uuid;
 
 use crate::config::{Algorithm, Settings};
 use crate::db::keys::{self, KeyRow};
-use crate::domain::tokens::{Key, KeySet, PublicJwk};
+use crate::db::DbPool;
+use crate::domain::tokens::{Key, KeySet, PublicJwk, Tokens};
 
 /// How long an instance may keep signing with a key after another instance
 /// retired it: the time the news takes to arrive (normally well under a
@@ -30,12 +39,35 @@ pub enum KeyError {
     Random(String),
     #[error("signing keys: {0}")]
     Invalid(String),
+    #[error(
+        "the database's signing keys are {database} but auth.algorithm is {configured}: \
+         run the command with the servers' settings (KEYWARD__AUTH__ALGORITHM={database})"
+    )]
+    AlgorithmMismatch {
+        database: &'static str,
+        configured: &'static str,
+    },
+    #[error(
+        "key {0} is waiting to be published (it signs from {1}): \
+         `keys rotate --now` makes it sign at once"
+    )]
+    Waiting(String, DateTime<Utc>),
+    #[error("no signing key {0}")]
+    NotFound(String),
 }
 
-fn algorithm_name(algorithm: Algorithm) -> &'static str {
+pub(crate) fn algorithm_name(algorithm: Algorithm) -> &'static str {
     match algorithm {
         Algorithm::HS256 => "HS256",
         Algorithm::EdDSA => "EdDSA",
+    }
+}
+
+pub(crate) fn parse_algorithm(name: &str) -> Option<Algorithm> {
+    match name {
+        "HS256" => Some(Algorithm::HS256),
+        "EdDSA" => Some(Algorithm::EdDSA),
+        _ => None,
     }
 }
 
@@ -46,8 +78,12 @@ fn jwt_algorithm(algorithm: Algorithm) -> JwtAlgorithm {
     }
 }
 
-/// Generates a new key of `algorithm`.
-pub fn generate(algorithm: Algorithm, now: DateTime<Utc>) -> Result<KeyRow, KeyError> {
+/// Generates a new key of `algorithm` that signs from `signs_from`.
+pub fn generate(
+    algorithm: Algorithm,
+    now: DateTime<Utc>,
+    signs_from: DateTime<Utc>,
+) -> Result<KeyRow, KeyError> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| KeyError::Random(e.to_string()))?;
     let (private_key, public_key) = match algorithm {
@@ -66,6 +102,8 @@ pub fn generate(algorithm: Algorithm, now: DateTime<Utc>) -> Result<KeyRow, KeyE
         public_key,
         created_at: now,
         retired_at: None,
+        signs_from,
+        revoked_at: None,
     })
 }
 
@@ -92,13 +130,15 @@ fn ed25519_public(row: &KeyRow) -> Result<&[u8], KeyError> {
 }
 
 fn key_from_row(row: &KeyRow, verify_until: Option<i64>) -> Result<Key, KeyError> {
-    let (encoding, decoding, public_jwk) = match row.algorithm.as_str() {
-        "HS256" => (
+    let algorithm = parse_algorithm(&row.algorithm)
+        .ok_or_else(|| KeyError::Invalid(format!("unknown algorithm {}", row.algorithm)))?;
+    let (encoding, decoding, public_jwk) = match algorithm {
+        Algorithm::HS256 => (
             EncodingKey::from_secret(&row.private_key),
             DecodingKey::from_secret(&row.private_key),
             None,
         ),
-        "EdDSA" => {
+        Algorithm::EdDSA => {
             let public = ed25519_public(row)?;
             (
                 EncodingKey::from_ed_der(&row.private_key),
@@ -106,10 +146,11 @@ fn key_from_row(row: &KeyRow, verify_until: Option<i64>) -> Result<Key, KeyError
                 Some(PublicJwk::ed25519(&row.kid, public)),
             )
         }
-        other => return Err(KeyError::Invalid(format!("unknown algorithm {other}"))),
     };
     Ok(Key {
         kid: Some(row.kid.clone()),
+        algorithm: jwt_algorithm(algorithm),
+        signs_from: row.signs_from.timestamp(),
         encoding: Some(encoding),
         decoding,
         verify_until,
@@ -119,7 +160,7 @@ fn key_from_row(row: &KeyRow, verify_until: Option<i64>) -> Result<Key, KeyError
 
 /// How long after its retirement a key must keep verifying: the longest a
 /// token it signed can live, plus the leeway, plus [`PROPAGATION_SLACK`].
-fn retired_key_lifetime(settings: &Settings) -> TimeDelta {
+pub fn retired_key_lifetime(settings: &Settings) -> TimeDelta {
     TimeDelta::seconds(
         settings
             .auth
@@ -129,9 +170,55 @@ fn retired_key_lifetime(settings: &Settings) -> TimeDelta {
     ) + PROPAGATION_SLACK
 }
 
-/// The key set this instance signs and verifies with. Without a configured
-/// secret the keys come from the database; the first instance to find none
-/// creates one (under an advisory lock, so two instances agree).
+/// The algorithm of the database's newest key that is not revoked, if any.
+pub(crate) fn database_algorithm(rows: &[KeyRow]) -> Option<Algorithm> {
+    rows.iter()
+        .rev()
+        .find(|r| r.revoked_at.is_none())
+        .and_then(|r| parse_algorithm(&r.algorithm))
+}
+
+/// At start-up, without a configured secret: makes sure a key of
+/// `auth.algorithm` signs. On an empty database that is the first key; on a
+/// database whose keys are of the other algorithm (one from before EdDSA was
+/// the default, say), a new key signs at once and the old ones retire,
+/// verifying until their tokens have expired, so nobody is signed out. Under
+/// the keys' lock, so that instances starting together agree.
+pub fn prepare(
+    conn: &mut PgConnection,
+    settings: &Settings,
+    now: DateTime<Utc>,
+) -> Result<(), KeyError> {
+    if settings.auth.jwt_secret.is_some() {
+        return Ok(());
+    }
+    let algorithm = settings.auth.signing_algorithm();
+    conn.transaction(|conn| {
+        keys::lock(conn)?;
+        let rows = keys::list(conn)?;
+        let current = database_algorithm(&rows);
+        if current == Some(algorithm) {
+            return Ok(());
+        }
+        if let Some(previous) = current {
+            log::warn!(
+                "the database's signing keys are {}, auth.algorithm is {}: a new {} key signs from now on; the {} keys verify until their tokens expire",
+                algorithm_name(previous),
+                algorithm_name(algorithm),
+                algorithm_name(algorithm),
+                algorithm_name(previous),
+            );
+        }
+        let key = generate(algorithm, now, now)?;
+        keys::insert_and_retire_others(conn, &key)?;
+        Ok(())
+    })
+}
+
+/// The key set this instance signs and verifies with: the configured secret,
+/// or every key of the database that still verifies at `now` (whatever its
+/// algorithm; each key verifies only tokens of its own), signing with those
+/// of `auth.algorithm`. Never writes: [`prepare`] does at start.
 pub fn load(
     conn: &mut PgConnection,
     settings: &Settings,
@@ -140,51 +227,70 @@ pub fn load(
     if let Some(secret) = &settings.auth.jwt_secret {
         return Ok(KeySet::from_secret(secret.expose().as_bytes()));
     }
-    let algorithm = settings.auth.algorithm;
-    let name = algorithm_name(algorithm);
-    let mut rows = keys::list(conn, name)?;
-    if rows.is_empty() {
-        rows = conn.transaction(|conn| {
-            diesel::sql_query("SELECT pg_advisory_xact_lock(1802961154)").execute(conn)?;
-            let rows = keys::list(conn, name)?;
-            if !rows.is_empty() {
-                return Ok::<_, KeyError>(rows);
-            }
-            let key = generate(algorithm, now)?;
-            keys::insert_and_retire_others(conn, &key)?;
-            Ok(vec![key])
-        })?;
-    }
+    let rows = keys::list(conn)?;
     // A retired key verifies until every token it signed has expired; the
     // key set checks that time at each verification, so a key leaves (and
     // leaves the JWKS) on time without waiting for the next reload.
     let lifetime = retired_key_lifetime(settings);
     let keys = rows
         .iter()
+        .filter(|row| row.revoked_at.is_none())
         .filter_map(|row| {
-            let until = row.retired_at.map(|at| (at + lifetime).timestamp());
+            let until = row
+                .retired_at
+                .map(|at| at.checked_add_signed(lifetime).unwrap_or(at).timestamp());
             match until {
                 Some(until) if until < now.timestamp() => None,
                 _ => Some(key_from_row(row, until)),
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
-    KeySet::new(jwt_algorithm(algorithm), keys)
-        .ok_or_else(|| KeyError::Invalid("no key can sign".into()))
+    let algorithm = settings.auth.signing_algorithm();
+    KeySet::new(jwt_algorithm(algorithm), keys).ok_or_else(|| {
+        KeyError::Invalid(format!(
+            "no {} key can sign (start an instance to create one)",
+            algorithm_name(algorithm)
+        ))
+    })
 }
 
-/// Adds a new signing key; the others keep verifying until their tokens have
-/// expired. Instances learn of it through the keys channel.
-pub fn rotate(
+/// Re-reads the keys for a token that names `kid`, unknown to this instance
+/// (rate-limited by [`Tokens::reload_for_kid`]); whether `kid` is known now.
+pub fn reload_for_unknown_kid(
+    pool: &DbPool,
+    settings: &Settings,
+    tokens: &Tokens,
+    kid: &str,
+    now: DateTime<Utc>,
+) -> bool {
+    if settings.auth.jwt_secret.is_some() {
+        return false;
+    }
+    tokens.reload_for_kid(kid, || {
+        let mut conn = pool
+            .get()
+            .map_err(|e| log::warn!("cannot re-read the signing keys: {e}"))
+            .ok()?;
+        load(&mut conn, settings, now)
+            .map_err(|e| log::warn!("cannot re-read the signing keys: {e}"))
+            .ok()
+    })
+}
+
+/// Deletes the keys retired (or revoked) long enough ago that nothing they
+/// signed can still be valid; run by the cleanup job with the servers'
+/// settings.
+pub fn delete_expired(
     conn: &mut PgConnection,
     settings: &Settings,
     now: DateTime<Utc>,
-) -> Result<String, KeyError> {
-    // Retired rows are not pruned here: this runs in the command-line tool,
-    // whose settings (token lifetimes) need not be the servers'.
-    let key = generate(settings.auth.algorithm, now)?;
-    keys::insert_and_retire_others(conn, &key)?;
-    Ok(key.kid)
+) -> QueryResult<usize> {
+    match now.checked_sub_signed(retired_key_lifetime(settings)) {
+        Some(cutoff) if settings.auth.jwt_secret.is_none() => {
+            keys::delete_retired_before(conn, cutoff)
+        }
+        _ => Ok(0),
+    }
 }
 
 #[cfg(test)]
@@ -194,7 +300,8 @@ mod tests {
     use crate::domain::tokens::TokenError;
 
     fn eddsa_row() -> KeyRow {
-        generate(Algorithm::EdDSA, Utc::now()).unwrap()
+        let epoch = DateTime::UNIX_EPOCH;
+        generate(Algorithm::EdDSA, epoch, epoch).unwrap()
     }
 
     #[test]
@@ -212,8 +319,9 @@ mod tests {
 
     #[test]
     fn a_retired_key_verifies_until_its_time_then_leaves_the_set() {
-        let (old, new) = (eddsa_row(), eddsa_row());
+        let (old, mut new) = (eddsa_row(), eddsa_row());
         let until = 2_000_000;
+        new.signs_from = DateTime::from_timestamp(until - 200, 0).unwrap();
         let old_only = tokens(
             KeySet::new(JwtAlgorithm::EdDSA, vec![key_from_row(&old, None).unwrap()]).unwrap(),
         );
@@ -228,7 +336,8 @@ mod tests {
             )
             .unwrap(),
         );
-        assert_eq!(both.signing_kid(), Some(new.kid.clone()));
+        assert_eq!(both.signing_kid(until - 100), Some(new.kid.clone()));
+        assert_eq!(both.signing_kid(until - 201), Some(old.kid.clone()));
         assert!(both.verify_access(&token, until - 50).is_ok());
         assert_eq!(both.public_jwks(until).len(), 2);
         assert_eq!(both.public_jwks(until + 1).len(), 1);
@@ -262,7 +371,7 @@ mod tests {
 
     #[test]
     fn hmac_keys_are_never_published() {
-        let row = generate(Algorithm::HS256, Utc::now()).unwrap();
+        let row = generate(Algorithm::HS256, Utc::now(), Utc::now()).unwrap();
         let key = key_from_row(&row, None).unwrap();
         assert!(key.public_jwk.is_none());
         let t = tokens(KeySet::new(JwtAlgorithm::HS256, vec![key]).unwrap());

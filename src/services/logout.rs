@@ -58,7 +58,9 @@ pub fn logout(
         session_id,
         refresh_jti,
     } = token;
-    conn.transaction(|conn| {
+    // Retried on a lost lock conflict: two `scope=all` logouts, or one and an
+    // administrator's revocation, may meet.
+    crate::db::retry::transaction(conn, |conn| {
         let scope = if scope == LogoutScope::This {
             scope
         } else {

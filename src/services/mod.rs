@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod key_rotation;
 pub mod keys;
 pub mod lockout;
 pub mod logout;

@@ -9,13 +9,18 @@ mod admin;
 mod basics;
 mod browser;
 mod client_address;
+mod clocks;
 mod convergence;
 #[allow(dead_code)]
 mod db_proxy;
+mod deadlocks;
 mod e2e;
+mod exits;
+mod failover;
 mod floods;
 mod hardening;
 mod introspection;
+mod keys;
 mod lockout;
 mod logout;
 mod operations;

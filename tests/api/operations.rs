@@ -110,7 +110,7 @@ async fn eddsa_tokens_verify_with_only_the_published_jwk() {
 #[actix_web::test]
 async fn hs256_publishes_no_keys() {
     for app in [
-        spawn_app().await,
+        spawn_app_with(|s| s.auth.algorithm = KeyAlgorithm::HS256).await,
         spawn_app_with(|s| s.auth.jwt_secret = Some(Secret::new(TEST_SECRET))).await,
     ] {
         let user = app.register().await;
@@ -168,12 +168,14 @@ async fn a_rotation_reaches_every_instance_and_logs_nobody_out() {
         old_kid,
     } = signed_in_on_two_instances(eddsa_app().await).await;
 
-    let new_kid = keyward::services::keys::rotate(
+    let new_kid = keyward::services::key_rotation::rotate(
         &mut first.db.connect(),
         &first.settings,
         first.clock.now(),
+        true,
     )
-    .unwrap();
+    .unwrap()
+    .kid;
 
     assert_ne!(new_kid, old_kid);
     for app in [&first.app, &second] {
@@ -229,11 +231,17 @@ async fn the_cli_rotates_database_managed_hs256_keys() {
         old_at,
         old_rt,
         old_kid,
-    } = signed_in_on_two_instances(spawn_app().await).await;
+    } = signed_in_on_two_instances(
+        spawn_app_with(|s| s.auth.algorithm = KeyAlgorithm::HS256).await,
+    )
+    .await;
 
+    // The servers' algorithm; `--now`, since a rotated key otherwise waits
+    // auth.key_publish_seconds before it signs.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
-        .args(["keys", "rotate"])
+        .args(["keys", "rotate", "--now"])
         .env("DATABASE_URL", &first.db.url)
+        .env("KEYWARD__AUTH__ALGORITHM", "HS256")
         .env_remove("KEYWARD__AUTH__JWT_SECRET")
         .output()
         .unwrap();
@@ -341,7 +349,7 @@ async fn algorithm_confusion_and_foreign_kids_are_refused() {
 
 #[actix_web::test]
 async fn hs256_refuses_kids_it_does_not_own() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| s.auth.algorithm = KeyAlgorithm::HS256).await;
     let user = app.register().await;
     let pair = app.login(&user).await;
     let at = str_of(&pair, "access_token");

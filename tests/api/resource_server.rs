@@ -304,8 +304,14 @@ async fn a_key_rotated_after_it_started_is_accepted() {
     let old = h.login(&user).await;
     let old_kid = kid_of(field(&old, "access_token"));
 
-    let new_kid =
-        keyward::services::keys::rotate(&mut h.db.connect(), &h.settings, h.clock.now()).unwrap();
+    let new_kid = keyward::services::key_rotation::rotate(
+        &mut h.db.connect(),
+        &h.settings,
+        h.clock.now(),
+        true,
+    )
+    .unwrap()
+    .kid;
     assert_ne!(new_kid, old_kid);
     let rotated = eventually(5 * SECOND, || async {
         kid_of(field(&h.login(&user).await, "access_token")) == new_kid

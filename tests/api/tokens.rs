@@ -24,7 +24,8 @@ async fn with_secret() -> Harness {
 
 #[actix_web::test]
 async fn tokens_carry_the_documented_headers_and_claims() {
-    let app = spawn_app().await;
+    // HS256 from the database (EdDSA, the default, is in `keys.rs`).
+    let app = spawn_app_with(|s| s.auth.algorithm = keyward::config::Algorithm::HS256).await;
     let user = app.register().await;
     let pair = app.login(&user).await;
     let at = pair["access_token"].as_str().unwrap();
