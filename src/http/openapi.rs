@@ -95,6 +95,8 @@ pub enum AdminErrors {
         super::web_app::index,
         super::web_app::app_js,
         super::web_app::style_css,
+        super::web_app::keyward_js,
+        super::web_app::keyward_d_ts,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerScheme, &OptionalBodies, &SeedAliases)
