@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod ephemeral;
 pub mod error;
 pub mod http;
 pub mod listener;

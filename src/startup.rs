@@ -21,6 +21,16 @@ use crate::http::{self, AppState};
 use crate::listener::{self, Listener, ListenerHandle};
 use crate::services;
 
+/// What kind of instance to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// An ordinary server.
+    Serve,
+    /// `serve --ephemeral` (API.md section 8): the `/ephemeral/*` routes
+    /// too, and a short shutdown (it is thrown away).
+    Ephemeral,
+}
+
 /// A bound, not yet running server.
 pub struct Application {
     server: Server,
@@ -34,6 +44,11 @@ impl Application {
     /// Everything up to binding the port; the database is created and
     /// migrated if needed.
     pub fn build(settings: Settings, clock: Clock) -> Result<Self, String> {
+        Self::build_as(settings, clock, Mode::Serve)
+    }
+
+    /// [`Application::build`] for a given [`Mode`].
+    pub fn build_as(settings: Settings, clock: Clock, mode: Mode) -> Result<Self, String> {
         let settings = Arc::new(settings);
         db::prepare_database(settings.database.url.expose())?;
         let pool = db::build_pool(&settings)?;
@@ -80,6 +95,7 @@ impl Application {
             dummy_hash: dummy_hash.into(),
             metrics: http::metrics::Metrics::new().map_err(|e| format!("metrics: {e}"))?,
             rate_limit: http::rate_limit::RateLimiter::new(&settings.rate_limit),
+            ephemeral: mode == Mode::Ephemeral,
         });
 
         let address = (settings.server.host.as_str(), settings.server.port);
@@ -89,6 +105,7 @@ impl Application {
         log::info!("keyward listening on http://{local}");
 
         let app_state = state.clone();
+        let ephemeral = mode == Mode::Ephemeral;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
@@ -110,13 +127,21 @@ impl Application {
                         .custom_request_replace("method", |req| req.method().to_string()),
                 )
                 .configure(http::configure)
+                .configure(|cfg| {
+                    if ephemeral {
+                        http::ephemeral::configure(cfg);
+                    }
+                })
                 .default_service(web::to(|| async {
                     Err::<actix_web::HttpResponse, _>(ApiError::not_found())
                 }))
         })
         .listen(tcp)
         .map_err(|e| format!("cannot listen: {e}"))?
-        .shutdown_timeout(10)
+        .shutdown_timeout(match mode {
+            Mode::Serve => 10,
+            Mode::Ephemeral => 1,
+        })
         .client_request_timeout(Duration::from_secs(10))
         .run();
 

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod body;
 pub mod browser;
 pub mod cors;
+pub mod ephemeral;
 pub mod jwks;
 pub mod metrics;
 pub mod openapi;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// The per-client-IP limit on login and register (this instance only).
     pub rate_limit: rate_limit::RateLimiter,
+    /// `serve --ephemeral`: the `/ephemeral/*` routes are served.
+    pub ephemeral: bool,
 }
 
 pub use routes::configure;

@@ -201,10 +201,14 @@ impl Modify for SeedAliases {
     tag = "service",
     responses((status = 200, description = "This document", content_type = "application/json"))
 )]
-pub async fn openapi_json() -> HttpResponse {
+pub async fn openapi_json(state: actix_web::web::Data<super::AppState>) -> HttpResponse {
+    let mut doc = ApiDoc::openapi();
+    if state.ephemeral {
+        doc.merge(super::ephemeral::EphemeralDoc::openapi());
+    }
     HttpResponse::Ok()
         .insert_header(CacheControl(vec![CacheDirective::NoCache]))
-        .json(ApiDoc::openapi())
+        .json(doc)
 }
 
 #[cfg(test)]

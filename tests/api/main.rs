@@ -9,6 +9,7 @@ mod admin;
 mod basics;
 mod browser;
 mod e2e;
+mod ephemeral;
 mod hardening;
 mod keyward_js;
 mod logout;
