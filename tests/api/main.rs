@@ -14,6 +14,7 @@ mod hardening;
 mod keyward_js;
 mod logout;
 mod operations;
+mod readme_example;
 mod refresh;
 mod revocation;
 mod sessions;
