@@ -29,7 +29,12 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Migrate if needed, then serve (the default).
-    Serve,
+    Serve {
+        /// A throw-away instance for other projects' tests: its own fresh
+        /// database, dropped at exit (SIGTERM, SIGINT, or stdin closing).
+        #[arg(long)]
+        ephemeral: bool,
+    },
     /// Apply migrations and exit.
     Migrate,
     /// Manage users.
@@ -130,7 +135,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(cli.command.unwrap_or(Command::Serve)) {
+    match run(cli.command.unwrap_or(Command::Serve { ephemeral: false })) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("keyward: {}", message.replace('\n', " "));
@@ -143,7 +148,11 @@ fn run(command: Command) -> Result<(), String> {
     let settings = Settings::load().map_err(|e| e.to_string())?;
     let clock = Clock::system();
     match command {
-        Command::Serve => serve(settings, clock),
+        Command::Serve { ephemeral: false } => serve(settings, clock),
+        Command::Serve { ephemeral: true } => {
+            let env: Vec<(String, String)> = std::env::vars().collect();
+            crate::ephemeral::serve(settings, Settings::port_is_configured(&env))
+        }
         Command::Migrate => db::prepare_database(settings.database.url.expose()),
         Command::Users(cmd) => users_command(cmd, &settings, &clock),
         Command::Sessions(SessionsCommand::Revoke {

@@ -221,6 +221,22 @@ impl Settings {
         Ok(settings)
     }
 
+    /// Whether `server.port` is set by `KEYWARD__SERVER__PORT` or the
+    /// `KEYWARD_CONFIG` file, rather than left at the built-in default
+    /// (`serve --ephemeral` then picks a free port).
+    pub fn port_is_configured(env: &[(String, String)]) -> bool {
+        let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        if lookup("KEYWARD__SERVER__PORT").is_some() {
+            return true;
+        }
+        lookup("KEYWARD_CONFIG").is_some_and(|path| {
+            config::Config::builder()
+                .add_source(config::File::with_name(&path).required(true))
+                .build()
+                .is_ok_and(|c| c.get::<u16>("server.port").is_ok())
+        })
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let auth = &self.auth;
         let bad = |key: &str, rule: &str| Err(ConfigError(format!("{key} {rule}")));
@@ -612,6 +628,25 @@ mod tests {
         .unwrap();
         assert_eq!(s.auth.algorithm, Algorithm::HS256);
         assert_eq!(s.auth.signing_algorithm(), Algorithm::HS256);
+    }
+
+    #[test]
+    fn a_port_counts_as_configured_from_the_environment_or_the_file() {
+        assert!(!Settings::port_is_configured(&env(&[])));
+        assert!(Settings::port_is_configured(&env(&[(
+            "KEYWARD__SERVER__PORT",
+            "9000"
+        )])));
+        let dir = std::env::temp_dir().join(format!("keyward-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let with_port = dir.join("with_port.toml");
+        std::fs::write(&with_port, "[server]\nport = 9000\n").unwrap();
+        let without = dir.join("without.toml");
+        std::fs::write(&without, "[auth]\nbcrypt_cost = 4\n").unwrap();
+        let file = |path: &std::path::Path| env(&[("KEYWARD_CONFIG", path.to_str().unwrap())]);
+        assert!(Settings::port_is_configured(&file(&with_port)));
+        assert!(!Settings::port_is_configured(&file(&without)));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod clock_sync;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod ephemeral;
 pub mod error;
 pub mod http;
 pub mod listener;

@@ -24,6 +24,16 @@ use crate::listener::{self, Listener, ListenerHandle};
 use crate::services;
 use crate::services::service_registry::ServiceRegistry;
 
+/// What kind of instance to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// An ordinary server.
+    Serve,
+    /// `serve --ephemeral` (API.md section 8): the `/ephemeral/*` routes
+    /// too, and a short shutdown (it is thrown away).
+    Ephemeral,
+}
+
 /// A bound, not yet running server.
 pub struct Application {
     server: Server,
@@ -39,6 +49,11 @@ impl Application {
     /// Everything up to binding the port; the database is created and
     /// migrated if needed.
     pub fn build(settings: Settings, clock: Clock) -> Result<Self, String> {
+        Self::build_as(settings, clock, Mode::Serve)
+    }
+
+    /// [`Application::build`] for a given [`Mode`].
+    pub fn build_as(settings: Settings, clock: Clock, mode: Mode) -> Result<Self, String> {
         let settings = Arc::new(settings);
         db::prepare_database(settings.database.url.expose())?;
         let (pool, drain) = db::build_pool(&settings)?;
@@ -119,9 +134,11 @@ impl Application {
             refresh_limit: http::rate_limit::RateLimiter::per_session(&settings.rate_limit),
             proxies,
             hash_slots: crate::domain::bcrypt_threads::HashSlots::new(max_pending_hashes),
+            ephemeral: mode == Mode::Ephemeral,
         });
 
         let app_state = state.clone();
+        let ephemeral = mode == Mode::Ephemeral;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
@@ -143,6 +160,11 @@ impl Application {
                         .custom_request_replace("method", |req| req.method().to_string()),
                 )
                 .configure(http::configure)
+                .configure(|cfg| {
+                    if ephemeral {
+                        http::ephemeral::configure(cfg);
+                    }
+                })
                 .default_service(web::to(|| async {
                     Err::<actix_web::HttpResponse, _>(ApiError::not_found())
                 }))
@@ -150,7 +172,10 @@ impl Application {
         .worker_max_blocking_threads(blocking_threads(max_pending_hashes))
         .listen(tcp)
         .map_err(|e| format!("cannot listen: {e}"))?
-        .shutdown_timeout(10)
+        .shutdown_timeout(match mode {
+            Mode::Serve => 10,
+            Mode::Ephemeral => 1,
+        })
         .client_request_timeout(Duration::from_secs(10))
         .run();
 

@@ -2,6 +2,7 @@
 //! small query functions per table. Nothing here knows about HTTP.
 
 pub mod drain;
+pub mod ephemeral;
 pub mod events;
 pub mod keys;
 pub mod retry;
@@ -174,25 +175,29 @@ impl From<diesel::r2d2::PoolError> for StoreError {
     }
 }
 
-/// Splits `postgres://…/name?query` into the URL of the maintenance
-/// database `postgres` and the database name.
-fn maintenance_url(url: &str) -> Option<(String, String)> {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
+/// Splits `postgres://…/name?query` into the URL before the name, the name,
+/// and the query (with its `?`).
+fn split_database_url(url: &str) -> Option<(&str, &str, &str)> {
+    let (base, query) = match url.find('?') {
+        Some(at) => url.split_at(at),
+        None => (url, ""),
     };
     let scheme_end = base.find("://")? + 3;
     let slash = scheme_end + base[scheme_end..].find('/')?;
-    let name = &base[slash + 1..];
-    if name.is_empty() {
-        return None;
-    }
-    let mut maintenance = format!("{}/postgres", &base[..slash]);
-    if let Some(q) = query {
-        maintenance.push('?');
-        maintenance.push_str(q);
-    }
-    Some((maintenance, name.to_string()))
+    Some((&base[..slash], &base[slash + 1..], query)).filter(|(_, name, _)| !name.is_empty())
+}
+
+/// The same server and options as `url`, another database (`name`, which
+/// must need no percent-encoding).
+pub fn url_for_database(url: &str, name: &str) -> Option<String> {
+    split_database_url(url).map(|(server, _, query)| format!("{server}/{name}{query}"))
+}
+
+/// Splits `postgres://…/name?query` into the URL of the maintenance
+/// database `postgres` and the database name.
+fn maintenance_url(url: &str) -> Option<(String, String)> {
+    let (_, name, _) = split_database_url(url)?;
+    Some((url_for_database(url, "postgres")?, name.to_string()))
 }
 
 /// Creates the database if it is missing, then applies pending migrations,
@@ -222,19 +227,7 @@ pub fn prepare_database(url: &str) -> Result<(), String> {
 
 fn create_database(admin: &mut PgConnection, name: &str) -> Result<(), String> {
     lock_and(admin, |admin| {
-        #[derive(diesel::QueryableByName)]
-        struct Found {
-            #[diesel(sql_type = diesel::sql_types::Bool)]
-            found: bool,
-        }
-        let exists = diesel::sql_query(
-            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS found",
-        )
-        .bind::<diesel::sql_types::Text, _>(name)
-        .get_result::<Found>(admin)
-        .map_err(|e| format!("database: {e}"))?
-        .found;
-        if !exists {
+        if !database_exists(admin, name)? {
             let quoted = name.replace('"', "\"\"");
             admin
                 .batch_execute(&format!("CREATE DATABASE \"{quoted}\""))
@@ -245,14 +238,37 @@ fn create_database(admin: &mut PgConnection, name: &str) -> Result<(), String> {
     })
 }
 
+/// Whether the server has a database of this name.
+pub fn database_exists(conn: &mut PgConnection, name: &str) -> Result<bool, String> {
+    #[derive(diesel::QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        found: bool,
+    }
+    diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS found")
+        .bind::<diesel::sql_types::Text, _>(name)
+        .get_result::<Found>(conn)
+        .map(|f| f.found)
+        .map_err(|e| format!("database: {e}"))
+}
+
 fn lock_and<T>(
     conn: &mut PgConnection,
     f: impl FnOnce(&mut PgConnection) -> Result<T, String>,
 ) -> Result<T, String> {
-    conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+    with_advisory_lock(conn, MIGRATION_LOCK, f)
+}
+
+/// Runs `f` holding the session-level advisory lock `key`.
+fn with_advisory_lock<T>(
+    conn: &mut PgConnection,
+    key: i64,
+    f: impl FnOnce(&mut PgConnection) -> Result<T, String>,
+) -> Result<T, String> {
+    conn.batch_execute(&format!("SELECT pg_advisory_lock({key})"))
         .map_err(|e| format!("database: {e}"))?;
     let result = f(conn);
-    let _ = conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"));
+    let _ = conn.batch_execute(&format!("SELECT pg_advisory_unlock({key})"));
     result
 }
 

@@ -9,6 +9,7 @@ pub mod body;
 pub mod browser;
 pub mod client_addr;
 pub mod cors;
+pub mod ephemeral;
 pub mod feed;
 pub mod jwks;
 pub mod metrics;
@@ -69,6 +70,8 @@ pub struct AppState {
     pub proxies: client_addr::ProxyTrust,
     /// The bound on password checks waiting for bcrypt.
     pub hash_slots: crate::domain::bcrypt_threads::HashSlots,
+    /// `serve --ephemeral`: the `/ephemeral/*` routes are served.
+    pub ephemeral: bool,
 }
 
 pub use routes::configure;

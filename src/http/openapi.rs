@@ -106,6 +106,8 @@ pub enum AdminErrors {
         super::service_routes::introspect,
         super::feed::revocations,
         super::feed::revocations_stream,
+        super::web_app::keyward_js,
+        super::web_app::keyward_d_ts,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerScheme, &ServiceScheme, &OptionalBodies, &SeedAliases)
@@ -225,10 +227,14 @@ impl Modify for SeedAliases {
     tag = "service",
     responses((status = 200, description = "This document", content_type = "application/json"))
 )]
-pub async fn openapi_json() -> HttpResponse {
+pub async fn openapi_json(state: actix_web::web::Data<super::AppState>) -> HttpResponse {
+    let mut doc = ApiDoc::openapi();
+    if state.ephemeral {
+        doc.merge(super::ephemeral::EphemeralDoc::openapi());
+    }
     HttpResponse::Ok()
         .insert_header(CacheControl(vec![CacheDirective::NoCache]))
-        .json(ApiDoc::openapi())
+        .json(doc)
 }
 
 #[cfg(test)]

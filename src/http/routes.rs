@@ -124,7 +124,7 @@ async fn ready(state: State) -> Result<HttpResponse, ApiError> {
 }
 
 #[derive(Deserialize, ToSchema)]
-struct RegisterRequest {
+pub(super) struct RegisterRequest {
     /// 3 to 32 of `A-Z a-z 0-9 _ . -`, unique without regard to case.
     #[schema(
         required = true,
@@ -133,18 +133,18 @@ struct RegisterRequest {
         max_length = 32,
         pattern = "^[A-Za-z0-9_.-]{3,32}$"
     )]
-    username: Option<String>,
+    pub(super) username: Option<String>,
     /// 8 to 128 characters.
     #[schema(required = true, nullable = false, min_length = 8, max_length = 128)]
-    password: Option<String>,
+    pub(super) password: Option<String>,
     /// A display name of at most 100 characters, without control
     /// characters; blank means none.
     #[schema(max_length = 100, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
-    name: Option<String>,
+    pub(super) name: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
-struct UserCreated {
+pub(super) struct UserCreated {
     id: Uuid,
     username: String,
     name: Option<String>,
@@ -177,7 +177,15 @@ async fn register(
             "Registration is closed.",
         ));
     }
-    let req = body.0;
+    create_user(&state, body.0, false).await
+}
+
+/// Creates an account from a registration's fields: `201` with the user.
+pub(super) async fn create_user(
+    state: &State,
+    req: RegisterRequest,
+    admin: bool,
+) -> Result<HttpResponse, ApiError> {
     let username =
         Username::parse(&required(req.username, "username")?).map_err(ApiError::invalid_request)?;
     let password = Password::parse(&required(req.password, "password")?, "password")
@@ -196,7 +204,7 @@ async fn register(
             &username,
             &password,
             name.as_deref(),
-            false,
+            admin,
             cost,
             now,
         )

@@ -1,5 +1,7 @@
 //! The browser app (API.md section 4): its files compiled into the binary,
-//! served with a Content-Security-Policy that allows no inline script.
+//! served with a Content-Security-Policy that allows no inline script; and
+//! the client module the app is built on, `/keyward.js`, which other
+//! single-page apps import too, with its TypeScript declarations.
 
 use actix_web::http::header::{self, CacheControl, CacheDirective};
 use actix_web::{web, HttpResponse};
@@ -11,6 +13,8 @@ const APP_JS: &str = include_str!("../web/app.js");
 const OVERVIEW_JS: &str = include_str!("../web/overview.js");
 const SESSION_NAME_JS: &str = include_str!("../web/session_name.js");
 const STYLE_CSS: &str = include_str!("../web/style.css");
+const KEYWARD_JS: &str = include_str!("../web/keyward.js");
+const KEYWARD_D_TS: &str = include_str!("../web/keyward.d.ts");
 
 /// No inline scripts or styles, no framing, nothing from elsewhere.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
@@ -22,7 +26,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/app.js").route(web::get().to(app_js)))
         .service(resource("/overview.js").route(web::get().to(overview_js)))
         .service(resource("/session_name.js").route(web::get().to(session_name_js)))
-        .service(resource("/style.css").route(web::get().to(style_css)));
+        .service(resource("/style.css").route(web::get().to(style_css)))
+        .service(resource("/keyward.js").route(web::get().to(keyward_js)))
+        .service(resource("/keyward.d.ts").route(web::get().to(keyward_d_ts)));
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
@@ -67,4 +73,22 @@ async fn session_name_js() -> HttpResponse {
     responses((status = 200, body = String, content_type = "text/css", description = "The app's style sheet")))]
 async fn style_css() -> HttpResponse {
     asset("text/css; charset=utf-8", STYLE_CSS)
+}
+
+/// The browser client module: an ES module without dependencies that any
+/// single-page app can import (from another origin when that origin is in
+/// `cors.allowed_origins`).
+#[utoipa::path(get, path = "/keyward.js", tag = "browser",
+    responses((status = 200, body = String, content_type = "text/javascript",
+               description = "The client module (ES module)")))]
+async fn keyward_js() -> HttpResponse {
+    asset("text/javascript; charset=utf-8", KEYWARD_JS)
+}
+
+/// The client module's TypeScript declarations.
+#[utoipa::path(get, path = "/keyward.d.ts", tag = "browser",
+    responses((status = 200, body = String, content_type = "application/typescript",
+               description = "TypeScript declarations of /keyward.js")))]
+async fn keyward_d_ts() -> HttpResponse {
+    asset("application/typescript; charset=utf-8", KEYWARD_D_TS)
 }

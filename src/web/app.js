@@ -1,8 +1,12 @@
 // keyward browser app: sign in / sign up, your sessions, and the admin panel.
 //
-// The access token lives only in this module's variables (never in storage);
-// the refresh token is an HttpOnly cookie (`keyward_refresh`, Path=/auth) that
-// this code never sees. Tabs share one sign-in over a BroadcastChannel.
+// The sign-in itself (the access token in memory, refreshes, one sign-in
+// shared by the tabs, sign-outs and why) is keyward.js's, the client module
+// any other single-page app can use too; this file is the page around it.
+// The module runs in cookie mode (`X-Keyward-Client: spa`): the refresh token
+// is an HttpOnly cookie that no script here ever sees.
+
+import { createClient, KeywardError, readResponse } from '/keyward.js';
 
 import { loadOverview, clearOverview } from './overview.js';
 import { startRename } from './session_name.js';
@@ -13,31 +17,28 @@ const CHECK_EVERY_MS = 2000; // how soon an admin's revocation or ban reaches th
 const PAGE_USERS = 20;
 const PAGE_EVENTS = 25;
 
-// 401 codes that mean "this token / session is no good" (as opposed to, say, a
-// wrong current password, which is also a 401 but must not sign anyone out).
-const TOKEN_CODES = new Set(['invalid_token', 'token_expired', 'session_revoked', 'token_reused']);
+const kw = createClient({ checkInterval: CHECK_EVERY_MS });
 
 const END_MESSAGES = {
-  session_revoked: 'Your session was revoked. Please sign in again.',
-  token_reused: 'Your session was ended for safety: its refresh token was used twice. Please sign in again.',
-  token_expired: 'Your session expired. Please sign in again.',
-  invalid_token: 'Your session is no longer valid. Please sign in again.',
-  user_banned: 'Your account is banned.',
+  revoked: 'Your session was revoked. Please sign in again.',
+  reuse: 'Your session was ended for safety: its refresh token was used twice. Please sign in again.',
+  expired: 'Your session expired. Please sign in again.',
+  banned: 'Your account is banned.',
 };
-const endMessage = (code) => END_MESSAGES[code] || END_MESSAGES.invalid_token;
+
+// What the page says when the module signs it out.
+function signOutMessage({ reason, scope }) {
+  if (scope === 'all') return ['You have been signed out on all your devices.', 'info'];
+  if (reason === 'logout') return ['You have been signed out.', 'info'];
+  if (reason === 'another_tab') return ['You signed out in another tab.', 'info'];
+  return [END_MESSAGES[reason] || END_MESSAGES.revoked, 'error'];
+}
 
 // ---------------------------------------------------------------- state
 
-let accessToken = null;
-let user = null; // {id, username, name, admin}
-let sessionId = null;
-let accessExpiresAt = 0; // ms since epoch, on this machine's clock
-let accessLifetimeMs = 0;
 let generation = 0; // bumped at every sign-in/out so late answers for the old one are dropped
-let refreshing = null; // the refresh in flight in this tab, shared by all callers
-let refreshTimer = 0;
-let checkTimer = 0;
 let tickTimer = 0;
+let signOutNote = null; // a message that replaces the module's reason at the next sign-out
 
 let usersQuery = '';
 let usersNext = null;
@@ -52,74 +53,28 @@ Object.defineProperty(window, 'keyward', {
   value: Object.freeze({ get state() { return Object.freeze({ ...state }); } }),
 });
 
-class ApiError extends Error {
-  constructor(status, code, message, retryAfter = null) {
-    super(message);
-    this.status = status;
-    this.code = code;
-    this.retryAfter = retryAfter;
-  }
-}
 // Thrown when the sign-in changed while a request was in flight: callers ignore it.
-const STALE = new ApiError(0, 'stale', '');
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const STALE = new KeywardError(0, 'stale', '');
 
 // ---------------------------------------------------------------- HTTP
 
-async function request(method, path, { body, token, spa = false } = {}) {
-  const headers = { Accept: 'application/json' };
-  if (spa) headers['X-Keyward-Client'] = 'spa';
-  if (token) headers.Authorization = `Bearer ${token}`;
-  const init = { method, headers, credentials: 'same-origin', cache: 'no-store' };
+// A call with the access token (kw.fetch refreshes and retries once on a
+// 401); a refusal that signed this tab out becomes STALE.
+async function api(method, path, body) {
+  const gen = generation;
+  const init = { method, headers: { Accept: 'application/json' }, cache: 'no-store' };
   if (body !== undefined) {
-    headers['Content-Type'] = 'application/json';
+    init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
   let res;
   try {
-    res = await fetch(path, init);
+    res = await kw.fetch(path, init);
   } catch {
-    throw new ApiError(0, 'network', 'Cannot reach the server. Check your connection and try again.');
+    throw new KeywardError(0, 'network', 'Cannot reach the server. Check your connection and try again.');
   }
-  let data = null;
-  if (res.status !== 204) {
-    try { data = await res.json(); } catch { data = null; }
-  }
-  if (!res.ok) {
-    throw new ApiError(res.status, data?.error || 'internal',
-      data?.message || `The server answered ${res.status}.`, res.headers.get('Retry-After'));
-  }
-  return data;
-}
-
-// A Bearer call. On a token 401 it refreshes once and retries once; a refused
-// refresh ends the session (and the caller gets STALE).
-async function api(method, path, body) {
-  const gen = generation;
-  const used = accessToken;
-  try {
-    const data = await request(method, path, { body, token: used });
-    if (gen !== generation) throw STALE;
-    return data;
-  } catch (err) {
-    if (gen !== generation) throw STALE;
-    if (err.status === 403 && err.code === 'user_banned') { endSession(err.code); throw STALE; }
-    if (err.status !== 401 || !TOKEN_CODES.has(err.code)) throw err;
-  }
-  const ok = await refresh(used);
-  if (!ok || gen !== generation) throw STALE;
-  try {
-    const data = await request(method, path, { body, token: accessToken });
-    if (gen !== generation) throw STALE;
-    return data;
-  } catch (err) {
-    if (gen === generation && ((err.status === 401 && TOKEN_CODES.has(err.code)) || err.code === 'user_banned')) {
-      endSession(err.code);
-      throw STALE;
-    }
-    throw err;
-  }
+  if (gen !== generation) throw STALE;
+  return readResponse(res);
 }
 
 function friendly(err) {
@@ -131,153 +86,34 @@ function friendly(err) {
     case 'internal':
       return 'Something went wrong on the server. Please try again.';
     case 'user_banned':
-      return END_MESSAGES.user_banned;
+      return END_MESSAGES.banned;
     default:
       return err.message || 'Something went wrong.';
   }
 }
 
-// ---------------------------------------------------------------- tokens
+// ---------------------------------------------------------------- session life
 
-function jwtClaims(token) {
-  try {
-    const b64 = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
-    const bin = atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4));
-    return JSON.parse(new TextDecoder().decode(Uint8Array.from(bin, (c) => c.charCodeAt(0))));
-  } catch {
-    return null;
-  }
-}
-
-// A token pair straight from the server. The countdown comes from the JWT's
-// exp, counted from its iat: a client clock that is off by minutes would
-// otherwise make every token look expired (or never expiring).
-function fromServer(data) {
-  const claims = jwtClaims(data.access_token) || {};
-  const lifetime = Number.isFinite(claims.exp) && Number.isFinite(claims.iat)
-    ? claims.exp - claims.iat : Number(data.expires_in) || 60;
-  return {
-    token: data.access_token,
-    user: data.user || { id: claims.sub, username: claims.name || '', name: claims.name, admin: !!claims.admin },
-    sessionId: data.session_id || claims.sid,
-    expiresAt: Date.now() + lifetime * 1000,
-    lifetimeMs: lifetime * 1000,
-  };
-}
-
-function current() {
-  return { token: accessToken, user, sessionId, expiresAt: accessExpiresAt, lifetimeMs: accessLifetimeMs };
-}
-
-// Take a token (ours or another tab's) as the one to use.
-function adopt(t) {
-  const fresh = !accessToken || sessionId !== t.sessionId || user?.id !== t.user?.id;
-  accessToken = t.token;
-  user = t.user;
-  sessionId = t.sessionId;
-  accessExpiresAt = t.expiresAt;
-  accessLifetimeMs = t.lifetimeMs;
-  Object.assign(state, { signedIn: true, username: user.username, sessionId, accessExpiresAt });
-  scheduleRefresh();
-  tick();
-  if (fresh) showDashboard();
-}
-
-// Refresh ~10 s before expiry (or at 80% of a short lifetime), with a little
-// jitter so that tabs do not all wake at the same instant.
-function scheduleRefresh(delay) {
-  clearTimeout(refreshTimer);
-  if (delay === undefined) {
-    const lead = Math.min(10000, accessLifetimeMs * 0.2) + Math.random() * Math.min(1000, accessLifetimeMs * 0.05);
-    delay = Math.max(500, accessExpiresAt - lead - Date.now());
-  }
-  refreshTimer = setTimeout(() => { refresh(accessToken).catch(() => {}); }, delay);
-}
-
-// Only one tab refreshes at a time. A tab that had to wait for the lock gives
-// the winner's broadcast a moment to land, then skips its own refresh if a
-// newer token arrived meanwhile. (Even when two tabs do refresh, the server's
-// reuse grace window answers both.)
-async function withRefreshLock(fn) {
-  if (!navigator.locks?.request) return fn();
-  const got = await navigator.locks.request('keyward-refresh', { ifAvailable: true },
-    async (lock) => (lock ? { value: await fn() } : null));
-  if (got) return got.value;
-  return navigator.locks.request('keyward-refresh', async () => { await sleep(150); return fn(); });
-}
-
-// Resolves true with a new token in place, false when the server refused (the
-// session was then ended if there was one); rejects on a transient failure.
-// `stale` is the token the caller found wanting.
-function refresh(stale = accessToken) {
-  if (accessToken && accessToken !== stale) return Promise.resolve(true);
-  if (refreshing) return refreshing;
-  const gen = generation;
-  refreshing = withRefreshLock(async () => {
-    if (gen !== generation) return !!accessToken;
-    if (accessToken && accessToken !== stale) return true; // another tab delivered one
-    try {
-      const data = await request('POST', '/auth/refresh', { spa: true });
-      if (gen !== generation) return !!accessToken;
-      const t = fromServer(data);
-      adopt(t);
-      broadcast({ type: 'token', ...t });
-      return true;
-    } catch (err) {
-      if (gen !== generation) return !!accessToken;
-      if (err.status === 401 || err.status === 403) {
-        if (accessToken) endSession(err.code);
-        return false;
-      }
-      if (accessToken) scheduleRefresh(5000); // network, 429, 503: keep going, try again soon
-      throw err;
-    }
-  }).finally(() => { refreshing = null; });
-  return refreshing;
-}
-
-// ---------------------------------------------------------------- tabs
-
-const channel = 'BroadcastChannel' in window ? new BroadcastChannel('keyward') : null;
-const broadcast = (msg) => channel?.postMessage(msg);
-
-channel?.addEventListener('message', ({ data }) => {
-  if (!data || typeof data !== 'object') return;
-  switch (data.type) {
-    case 'token': // another tab signed in or refreshed
-      if (!data.token || !data.user) return;
-      if (!accessToken || data.sessionId !== sessionId || data.expiresAt > accessExpiresAt) adopt(data);
-      break;
-    case 'hello': // a new tab asks whether someone is signed in
-      if (accessToken && accessExpiresAt - Date.now() > 5000) broadcast({ type: 'token', ...current() });
-      break;
-    case 'logout':
-      if (accessToken) signOutLocal(data.message || 'You signed out in another tab.', 'info');
-      break;
-    case 'ended': // another tab found the shared session revoked
-      if (accessToken && (!data.sessionId || data.sessionId === sessionId)) signOutLocal(endMessage(data.code), 'error');
-      break;
-    default:
+kw.onChange((change) => {
+  Object.assign(state, {
+    signedIn: change.signedIn,
+    username: change.user?.username ?? null,
+    sessionId: change.sessionId,
+    accessExpiresAt: change.expiresAt,
+  });
+  if (change.type === 'signed_in') showDashboard();
+  else if (change.type === 'renewed') tick();
+  else {
+    const [message, kind] = signOutNote || signOutMessage(change);
+    signOutNote = null;
+    showSignIn(message, kind);
   }
 });
 
-// ---------------------------------------------------------------- session life
-
-function endSession(code) {
-  broadcast({ type: 'ended', code, sessionId });
-  signOutLocal(endMessage(code), 'error');
-}
-
-function signOutLocal(message = '', kind = 'info') {
+function showSignIn(message, kind) {
   generation += 1;
-  accessToken = null;
-  user = null;
-  sessionId = null;
-  accessExpiresAt = 0;
-  clearTimeout(refreshTimer);
-  clearInterval(checkTimer);
   clearInterval(tickTimer);
-  Object.assign(state, { signedIn: false, username: null, sessionId: null, accessExpiresAt: null });
+  tick();
   clearAccountData();
   $('signin-password').value = '';
   const focusWasInside = $('dashboard').contains(document.activeElement);
@@ -300,6 +136,7 @@ function clearAccountData() {
 
 function showDashboard() {
   generation += 1;
+  const { user } = kw;
   say('');
   clearAccountData();
   $('auth').hidden = true;
@@ -312,9 +149,7 @@ function showDashboard() {
   $('me-name').textContent = user.name || '';
   $('me-admin').hidden = !user.admin;
   $('admin-panel').hidden = !user.admin;
-  clearInterval(checkTimer);
   clearInterval(tickTimer);
-  checkTimer = setInterval(check, CHECK_EVERY_MS);
   tickTimer = setInterval(tick, 1000);
   tick();
   loadSessions().catch(report);
@@ -332,35 +167,17 @@ function showDashboard() {
 
 $('overview-reload').addEventListener('click', (e) => run(e.currentTarget, () => loadOverview((path) => api('GET', path))));
 
-// Catches a revocation or ban by an administrator: /api/me answers
-// 401 session_revoked within a second, the refresh that follows fails, and
-// endSession() sends this tab (and the others) to the sign-in form.
-async function check() {
-  if (!accessToken) return;
-  try {
-    await api('GET', '/api/me');
-  } catch {
-    // transient trouble: the next check will tell
-  }
-}
-
 function tick() {
   const el = $('token-countdown');
-  if (!accessToken) { el.textContent = '–'; return; }
-  const left = Math.max(0, Math.round((accessExpiresAt - Date.now()) / 1000));
+  const expiresAt = kw.expiresAt;
+  if (!expiresAt) { el.textContent = '–'; return; }
+  const left = Math.max(0, Math.round((expiresAt - Date.now()) / 1000));
   const m = Math.floor(left / 60);
   const s = String(left % 60).padStart(2, '0');
   el.textContent = left > 0 ? `${m}:${s}` : 'renewing…';
   el.classList.toggle('soon', left <= 10);
-  el.title = `at ${new Date(accessExpiresAt).toLocaleTimeString()}`;
+  el.title = `at ${new Date(expiresAt).toLocaleTimeString()}`;
 }
-
-// Timers are throttled in background tabs: catch up when the tab comes back.
-document.addEventListener('visibilitychange', () => {
-  if (document.hidden || !accessToken) return;
-  if (accessExpiresAt - Date.now() < 10000) refresh(accessToken).catch(() => {});
-  else check();
-});
 
 // ---------------------------------------------------------------- DOM helpers
 
@@ -436,11 +253,8 @@ function showForm(which) {
 }
 
 async function signIn(username, password) {
-  const data = await request('POST', '/auth/login', { body: { username, password }, spa: true });
-  const t = fromServer(data);
   say('');
-  adopt(t);
-  broadcast({ type: 'token', ...t });
+  await kw.login(username, password); // the dashboard opens from kw.onChange
 }
 
 $('show-signup').addEventListener('click', () => { say(''); showForm('signup'); $('signup-username').focus(); });
@@ -468,7 +282,7 @@ $('signup-form').addEventListener('submit', (e) => {
   const password = $('signup-password').value;
   if (!username || !password) { say('Choose a username and a password.', 'error'); return; }
   run($('signup-submit'), async () => {
-    await request('POST', '/auth/register', { body: name ? { username, password, name } : { username, password } });
+    await api('POST', '/auth/register', name ? { username, password, name } : { username, password });
     await signIn(username, password);
     say(`Welcome, ${name || username}! Your account is ready.`, 'success');
   });
@@ -487,18 +301,8 @@ $('password-form').addEventListener('submit', (e) => {
   });
 });
 
-async function logout(everywhere) {
-  // The cookie names the session; the Bearer token is sent too unless it is about to lapse.
-  const token = accessToken && accessExpiresAt - Date.now() > 3000 ? accessToken : null;
-  try {
-    await request('POST', `/auth/logout${everywhere ? '?scope=all' : ''}`, { token, spa: true });
-  } catch (err) {
-    if (err.status !== 401) throw err; // a 401 means the session is gone already
-  }
-  const message = everywhere ? 'You have been signed out on all your devices.' : 'You have been signed out.';
-  broadcast({ type: 'logout', message: everywhere ? message : 'You signed out in another tab.' });
-  signOutLocal(message, 'info');
-}
+// The page's message comes from kw.onChange (reason `logout`, and the scope).
+const logout = (everywhere) => kw.logout({ scope: everywhere ? 'all' : 'this' });
 
 $('logout').addEventListener('click', (e) => run(e.currentTarget, () => logout(false)));
 $('logout-all').addEventListener('click', (e) => run(e.currentTarget, () => logout(true)));
@@ -539,9 +343,10 @@ $('sessions-list').addEventListener('click', (e) => {
   run(button, async () => {
     await api('DELETE', `/auth/sessions/${encodeURIComponent(row.dataset.sessionId)}`);
     if (row.classList.contains('current')) {
-      const message = 'You revoked this browser’s session.';
-      broadcast({ type: 'logout', message });
-      signOutLocal(message, 'info');
+      // Logging out the revoked session still clears the cookie and tells
+      // the other tabs.
+      signOutNote = ['You revoked this browser’s session.', 'info'];
+      await kw.logout();
       return;
     }
     say('Session revoked.', 'success');
@@ -752,19 +557,6 @@ $('events-list').addEventListener('click', (e) => {
 
 // ---------------------------------------------------------------- start
 
-// Ask the other tabs first; if none answers with a token, try the refresh
-// cookie. Either way failure is silent: the sign-in form is already showing.
-async function boot() {
-  if (channel) {
-    broadcast({ type: 'hello' });
-    await sleep(200);
-    if (accessToken) return;
-  }
-  try {
-    await refresh(null);
-  } catch {
-    // server unreachable: stay on the sign-in form
-  }
-}
-
-boot().finally(() => { state.booted = true; });
+// The module's start-up check (another tab, then the refresh cookie): the
+// sign-in form shows meanwhile.
+kw.ready.finally(() => { state.booted = true; });

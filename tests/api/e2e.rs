@@ -22,12 +22,12 @@ use crate::helpers::*;
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// How long any single condition may take before the test fails.
-const PATIENCE: Duration = Duration::from_secs(15);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(15);
 /// The access-token lifetime of the tests that watch tokens expire.
 const SHORT_TTL: i64 = 3;
 
 /// One browser test at a time (see the module comment).
-async fn one_at_a_time() -> MutexGuard<'static, ()> {
+pub(crate) async fn one_at_a_time() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::const_new(());
     LOCK.lock().await
 }
@@ -41,14 +41,14 @@ fn screenshot_dir() -> PathBuf {
 /// A chromedriver child process with its own process group, so that
 /// dropping it also ends every Chromium it started; and the fresh profile
 /// directories of those browsers.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     url: String,
     profiles: Vec<PathBuf>,
 }
 
 impl Driver {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         use std::os::unix::process::CommandExt;
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -86,7 +86,7 @@ impl Driver {
 
     /// A new browser session with a profile of its own (own cookies, own
     /// BroadcastChannel): another person at another computer.
-    async fn browser(&mut self, test: &'static str) -> Browser {
+    pub(crate) async fn browser(&mut self, test: &'static str) -> Browser {
         let profile =
             std::env::temp_dir().join(format!("keyward-e2e-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&profile).unwrap();
@@ -138,8 +138,8 @@ impl Drop for Driver {
 }
 
 /// One browser session; its current window is the one commands act on.
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub(crate) client: Client,
     test: &'static str,
 }
 
@@ -151,13 +151,13 @@ impl Browser {
     }
 
     /// Runs `script` (a function body) in the page and returns its value.
-    async fn js(&self, script: &str) -> Value {
+    pub(crate) async fn js(&self, script: &str) -> Value {
         self.client.execute(script, vec![]).await.unwrap()
     }
 
     /// Waits until `script` returns something truthy; on timeout saves a
     /// screenshot and fails with `what`.
-    async fn until(&self, what: &str, script: &str) {
+    pub(crate) async fn until(&self, what: &str, script: &str) {
         let start = Instant::now();
         loop {
             let ok = self
@@ -243,7 +243,7 @@ impl Browser {
     }
 
     /// Saves `target/e2e/<test>[-<suffix>].png`.
-    async fn screenshot(&self, suffix: &str) {
+    pub(crate) async fn screenshot(&self, suffix: &str) {
         let name = if suffix.is_empty() {
             format!("{}.png", self.test)
         } else {
@@ -275,7 +275,7 @@ impl Browser {
         self.client.switch_to_window(window.clone()).await.unwrap();
     }
 
-    async fn close(self) {
+    pub(crate) async fn close(self) {
         let _ = self.client.close().await;
     }
 
@@ -334,16 +334,16 @@ fn current_jti(db: &TestDb, user: &User) -> String {
 
 /// One test's world: its turn at the browser, the app, a registered user
 /// and a chromedriver.
-struct Scene {
-    app: Harness,
-    user: User,
-    driver: Driver,
+pub(crate) struct Scene {
+    pub(crate) app: Harness,
+    pub(crate) user: User,
+    pub(crate) driver: Driver,
     // Declared last: the next test starts once everything above is gone.
     _turn: MutexGuard<'static, ()>,
 }
 
 impl Scene {
-    async fn new(configure: impl FnOnce(&mut keyward::config::Settings)) -> Self {
+    pub(crate) async fn new(configure: impl FnOnce(&mut keyward::config::Settings)) -> Self {
         let turn = one_at_a_time().await;
         let app = spawn_app_with(configure).await;
         let user = app.register().await;
@@ -689,14 +689,19 @@ async fn e2e_an_administrator_bans_the_user_and_their_tab_is_signed_out() {
 
 /// A page on another origin: the same loopback address, another port.
 async fn spawn_other_site() -> (String, actix_web::dev::ServerHandle) {
+    spawn_site("<!doctype html><title>Another site</title><h1>Another site</h1>").await
+}
+
+/// A site on another port of the same loopback address serving `page` at `/`.
+pub(crate) async fn spawn_site(page: &'static str) -> (String, actix_web::dev::ServerHandle) {
     use actix_web::{web, App, HttpResponse, HttpServer};
-    let server = HttpServer::new(|| {
+    let server = HttpServer::new(move || {
         App::new().route(
             "/",
-            web::get().to(|| async {
+            web::get().to(move || async move {
                 HttpResponse::Ok()
                     .content_type("text/html; charset=utf-8")
-                    .body("<!doctype html><title>Another site</title><h1>Another site</h1>")
+                    .body(page)
             }),
         )
     })

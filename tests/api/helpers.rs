@@ -22,7 +22,7 @@ pub fn pg_base() -> String {
 /// Serialises template creation and cloning across test processes.
 const TEMPLATE_LOCK: i64 = 0x6b77_7465_7374;
 
-fn maintenance() -> PgConnection {
+pub fn maintenance() -> PgConnection {
     PgConnection::establish(&format!("{}/postgres", pg_base()))
         .expect("PostgreSQL must be running on 127.0.0.1:5432 (see README)")
 }
@@ -56,18 +56,8 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-fn database_exists(conn: &mut PgConnection, name: &str) -> bool {
-    #[derive(diesel::QueryableByName)]
-    struct Found {
-        #[diesel(sql_type = diesel::sql_types::Bool)]
-        found: bool,
-    }
-    use diesel::RunQueryDsl;
-    diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS found")
-        .bind::<diesel::sql_types::Text, _>(name)
-        .get_result::<Found>(conn)
-        .unwrap()
-        .found
+pub fn database_exists(conn: &mut PgConnection, name: &str) -> bool {
+    keyward::db::database_exists(conn, name).unwrap()
 }
 
 fn stale_templates(conn: &mut PgConnection, current: &str) -> Vec<String> {

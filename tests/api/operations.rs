@@ -548,6 +548,9 @@ fn registered_paths() -> BTreeSet<String> {
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
         &mut paths,
     );
+    // Served by `serve --ephemeral` only; `tests/api/ephemeral.rs` checks
+    // that mode's document.
+    paths.retain(|p| !p.starts_with("/ephemeral/"));
     paths
 }
 
