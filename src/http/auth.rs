@@ -69,7 +69,7 @@ async fn verify_reloading<C>(
     verify(&state.tokens, token, state.clock.now().timestamp())
 }
 
-/// An access token's claims (see [`verify_reloading`]).
+/// An access token's claims (see `verify_reloading`).
 pub async fn verify_access(
     state: &web::Data<AppState>,
     token: &str,
@@ -78,7 +78,7 @@ pub async fn verify_access(
 }
 
 /// An access token's claims and the `kid` that signed it (see
-/// [`verify_reloading`]).
+/// `verify_reloading`).
 pub async fn verify_access_and_kid(
     state: &web::Data<AppState>,
     token: &str,
@@ -86,7 +86,7 @@ pub async fn verify_access_and_kid(
     verify_reloading(state, token, Tokens::verify_access_and_kid).await
 }
 
-/// A refresh token's claims (see [`verify_reloading`]).
+/// A refresh token's claims (see `verify_reloading`).
 pub async fn verify_refresh(
     state: &web::Data<AppState>,
     token: &str,
@@ -147,7 +147,7 @@ pub enum AccessRefusal {
 /// signature and claims, then the revocation set's three kinds of entry.
 /// No database read.
 /// A token naming a key this instance does not know yet waits for one
-/// re-read of the keys (see [`verify_reloading`]).
+/// re-read of the keys (see `verify_reloading`).
 pub async fn verify_live_access(
     state: &web::Data<AppState>,
     token: &str,

@@ -191,7 +191,7 @@ pub(super) async fn create_user(
     let password = Password::parse(&required(req.password, "password")?, "password")
         .map_err(ApiError::invalid_request)?;
     let name = optional_text(req.name, "name", MAX_NAME_CHARS)?;
-    let slot = hash_slot(&state)?;
+    let slot = hash_slot(state)?;
     let (pool, cost, now) = (
         state.pool.clone(),
         state.settings.auth.bcrypt_cost,

@@ -159,7 +159,7 @@ fn key_from_row(row: &KeyRow, verify_until: Option<i64>) -> Result<Key, KeyError
 }
 
 /// How long after its retirement a key must keep verifying: the longest a
-/// token it signed can live, plus the leeway, plus [`PROPAGATION_SLACK`].
+/// token it signed can live, plus the leeway, plus `PROPAGATION_SLACK`.
 pub fn retired_key_lifetime(settings: &Settings) -> TimeDelta {
     TimeDelta::seconds(
         settings
