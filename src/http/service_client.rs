@@ -1,7 +1,9 @@
 //! `ServiceClient`: the credentials of a service that verifies tokens
 //! (API.md section 7), by HTTP Basic (`client_id:client_secret`, RFC 6749
 //! 2.3.1) or, in a POST body, the `client_id` and `client_secret` form
-//! fields. Checked against the in-memory registry: no database read.
+//! fields. Checked against the in-memory registry: no database read, except
+//! that an unknown `client_id` re-reads the services (at most once a
+//! second), so a service created a moment ago works at once.
 //!
 //! Failures count toward a per-client-address budget of the size of the
 //! login one (`rate_limit.per_ip_per_minute`, a budget of its own): every
@@ -14,7 +16,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{web, FromRequest, HttpRequest};
 use base64::Engine;
-use futures_util::future::{ready, Ready};
+use futures_util::future::LocalBoxFuture;
 
 use super::{client_ip, rate_limit, AppState};
 use crate::error::{ApiError, Challenge, ErrorCode};
@@ -69,29 +71,24 @@ fn basic_credentials(req: &HttpRequest) -> Option<Result<(String, String), ()>> 
 impl ServiceClient {
     /// Checks the request's service credentials: the Basic header, or the
     /// form fields of its body (one method only, as RFC 6749 2.3 requires).
-    pub fn authenticate(
+    pub async fn authenticate(
         req: &HttpRequest,
-        state: &AppState,
+        state: &web::Data<AppState>,
         form: FormCredentials<'_>,
     ) -> Result<Self, ApiError> {
         let ip = client_ip(req, state);
         let now = state.clock.now();
         rate_limit::count_attempt(&state.service_auth_limit, ip.as_deref(), now)?;
-        let found = match (basic_credentials(req), form.present()) {
+        let (id, secret) = match (basic_credentials(req), form.present()) {
             (Some(_), true) => Err(invalid_client(
                 "Send the service credentials one way: HTTP Basic or form fields, not both.",
             )),
-            (Some(Ok((id, secret))), false) => state
-                .services
-                .authenticate(&id, &secret)
-                .ok_or_else(rejected),
+            (Some(Ok(pair)), false) => Ok(pair),
             (Some(Err(())), false) => Err(invalid_client(
                 "The Authorization header is not valid HTTP Basic (client_id:client_secret).",
             )),
             (None, true) => match (form.client_id, form.client_secret) {
-                (Some(id), Some(secret)) => {
-                    state.services.authenticate(id, secret).ok_or_else(rejected)
-                }
+                (Some(id), Some(secret)) => Ok((id.to_string(), secret.to_string())),
                 _ => Err(invalid_client(
                     "Both client_id and client_secret are required.",
                 )),
@@ -99,8 +96,24 @@ impl ServiceClient {
             (None, false) => Err(invalid_client(
                 "Service credentials are required: HTTP Basic client_id:client_secret.",
             )),
-        };
-        let identity = found?;
+        }?;
+        if !state.services.knows(&id) {
+            let (shared, unknown) = (state.clone(), id.clone());
+            let reloaded = web::block(move || {
+                let mut conn = shared.pool.get().ok()?;
+                Some(shared.services.reload_for_unknown(&unknown, &mut conn))
+            })
+            .await;
+            if !matches!(reloaded, Ok(Some(true))) {
+                // Still spend the time a known id's check costs.
+                let _ = state.services.authenticate(&id, &secret);
+                return Err(rejected());
+            }
+        }
+        let identity = state
+            .services
+            .authenticate(&id, &secret)
+            .ok_or_else(rejected)?;
         state.service_auth_limit.refund(ip.as_deref());
         Ok(Self(identity))
     }
@@ -113,19 +126,19 @@ fn rejected() -> ApiError {
 /// HTTP Basic only: for routes without a body (the revocation feed).
 impl FromRequest for ServiceClient {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let Some(state) = req.app_data::<web::Data<AppState>>() else {
-            return ready(Err(ApiError::internal("application state missing")));
-        };
-        ready(Self::authenticate(
-            req,
-            state,
-            FormCredentials {
+        let req = req.clone();
+        Box::pin(async move {
+            let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+                return Err(ApiError::internal("application state missing"));
+            };
+            let none = FormCredentials {
                 client_id: None,
                 client_secret: None,
-            },
-        ))
+            };
+            Self::authenticate(&req, &state, none).await
+        })
     }
 }

@@ -168,7 +168,8 @@ async fn introspect(
             client_id: body.client_id.as_deref(),
             client_secret: body.client_secret.as_deref(),
         },
-    )?;
+    )
+    .await?;
     let token = body
         .token
         .ok_or_else(|| ApiError::invalid_request("token is required"))?;

@@ -15,7 +15,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
@@ -51,11 +52,17 @@ struct Snapshot {
 #[derive(Debug)]
 pub struct ServiceRegistry {
     current: RwLock<Arc<Snapshot>>,
+    /// When an unknown `client_id` last made this instance re-read the
+    /// services (see [`ServiceRegistry::reload_for_unknown`]).
+    unknown_reload: Mutex<Option<Instant>>,
     generation: AtomicU64,
     /// Checked against for an unknown `client_id`, so that it costs what a
     /// known one does.
     dummy_hash: SecretHash,
 }
+
+/// How often an unknown `client_id` may make an instance re-read the services.
+pub const UNKNOWN_RELOAD_EVERY: Duration = Duration::from_secs(1);
 
 impl Default for ServiceRegistry {
     fn default() -> Self {
@@ -68,6 +75,7 @@ impl ServiceRegistry {
     pub fn new() -> Self {
         Self {
             current: RwLock::new(Arc::new(Snapshot::default())),
+            unknown_reload: Mutex::new(None),
             generation: AtomicU64::new(0),
             dummy_hash: hash_secret("kw_unknown", "never a secret"),
         }
@@ -80,6 +88,35 @@ impl ServiceRegistry {
         let count = rows.len();
         self.replace(rows);
         Ok(count)
+    }
+
+    /// Whether a service with this `client_id` is known here.
+    pub fn knows(&self, client_id: &str) -> bool {
+        self.snapshot().by_client_id.contains_key(client_id)
+    }
+
+    /// Re-reads the services for a `client_id` this instance does not know:
+    /// a service created a moment ago (on another instance, or by the
+    /// command line) may not have reached the listener yet. At most once per
+    /// [`UNKNOWN_RELOAD_EVERY`], so unknown ids cost the database one read a
+    /// second however many arrive; a caller arriving while a read runs waits
+    /// for it. Returns whether the id is known afterwards.
+    pub fn reload_for_unknown(&self, client_id: &str, conn: &mut PgConnection) -> bool {
+        let mut last = self
+            .unknown_reload
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if self.knows(client_id) {
+            return true;
+        }
+        if last.is_some_and(|at| at.elapsed() < UNKNOWN_RELOAD_EVERY) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        if let Err(e) = self.reload(conn) {
+            log::warn!("cannot re-read the services for an unknown client_id: {e}");
+        }
+        self.knows(client_id)
     }
 
     /// Replaces the registry with these rows.

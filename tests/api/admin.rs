@@ -726,11 +726,6 @@ async fn a_deletion_reaches_another_instance() {
     assert!(took.is_some(), "instance B still accepts the token");
 }
 
-/// Runs the keyward binary against the test database.
-fn run_cli(database_url: &str, args: &[&str]) -> std::process::Output {
-    keyward_command(database_url, args, &[], None)
-}
-
 #[actix_web::test]
 async fn the_command_line_ban_has_the_same_effect() {
     // Arrange
@@ -746,7 +741,7 @@ async fn the_command_line_ban_has_the_same_effect() {
     let db = app.db.url.clone();
     let name = user.username.clone();
     let out = tokio::task::spawn_blocking(move || {
-        run_cli(&db, &["users", "ban", &name, "--reason", "from the shell"])
+        keyward_cli(&db, &["users", "ban", &name, "--reason", "from the shell"])
     })
     .await
     .unwrap();
@@ -777,7 +772,7 @@ async fn the_command_line_ban_has_the_same_effect() {
 
     let db = app.db.url.clone();
     let name = user.username.clone();
-    let out = tokio::task::spawn_blocking(move || run_cli(&db, &["users", "unban", &name]))
+    let out = tokio::task::spawn_blocking(move || keyward_cli(&db, &["users", "unban", &name]))
         .await
         .unwrap();
     assert!(out.status.success());

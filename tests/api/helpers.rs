@@ -585,20 +585,10 @@ pub fn query_texts(db: &TestDb, sql: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs the keyward binary against the test database.
+/// Runs the keyward binary against the test database (see
+/// [`keyward_command`]).
 pub fn keyward_cli(database_url: &str, args: &[&str]) -> std::process::Output {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("KEYWARD_") {
-            command.env_remove(key);
-        }
-    }
-    command
-        .args(args)
-        .env("DATABASE_URL", database_url)
-        .env("KEYWARD__AUTH__BCRYPT_COST", "4")
-        .output()
-        .unwrap()
+    keyward_command(database_url, args, &[], None)
 }
 
 /// A service's credentials, as `keyward services create` prints them.

@@ -325,3 +325,28 @@ async fn discovery_urls_follow_server_public_url() {
         "https://auth.example.test/revocations/stream"
     );
 }
+
+#[actix_web::test]
+async fn a_service_created_a_moment_ago_elsewhere_works_at_once() {
+    // Arrange: a service written to the database as another instance or the
+    // command line would, with no reload of this instance's registry (its
+    // listener may not have heard of it yet).
+    let app = spawn_app().await;
+    let at = access_token(&app).await;
+    let name = format!("svc{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let (_, credentials) =
+        keyward::services::service_registry::create(&mut app.db.connect(), &name, app.clock.now())
+            .unwrap();
+    let service = Service {
+        name,
+        client_id: credentials.client_id,
+        client_secret: credentials.client_secret,
+    };
+
+    // Act: the very next request uses it.
+    let reply = app.introspect(&service, &at).await;
+
+    // Assert: the unknown client_id made the instance re-read the services.
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json["active"], true, "{}", reply.text);
+}
