@@ -357,3 +357,38 @@ async fn revocations_committed_at_once_on_two_instances_all_reach_it() {
     }
     assert_eq!(rs.verifier.feed_status().entries, tokens.len());
 }
+
+#[actix_web::test]
+async fn signing_everyone_out_and_a_revoked_key_reach_it_within_a_second() {
+    let h = spawn_app_with(eddsa).await;
+    let rs = ResourceServer::start(&h.address, &h.create_service()).await;
+    let (_, admin_token) = h.admin(&h.db).await;
+    let (user, before) = signed_in(&h).await;
+    rs.assert_accepts(field(&before, "access_token")).await;
+
+    // Signing everyone out is one `auth_before` entry in the feed.
+    let r = h
+        .post_json("/admin/sessions/revoke", &json!({}), Some(&admin_token))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    rs.assert_refused_within(field(&before, "access_token"), SECOND, Reason::RevokedAll)
+        .await;
+    // A sign-in after the cut-off is not caught by it.
+    h.clock.advance(TimeDelta::seconds(2));
+    let after = h.login(&user).await;
+    rs.assert_accepts(field(&after, "access_token")).await;
+
+    // A revoked signing key: every token it signed is refused.
+    let kid = kid_of(field(&after, "access_token"));
+    keyward::services::key_rotation::revoke(&mut h.db.connect(), &kid, h.clock.now()).unwrap();
+    let token = field(&after, "access_token").to_string();
+    let refused = eventually(SECOND, || async {
+        rs.verifier.verify(&token).await == Err(VerifyError::Revoked(Reason::KeyRevoked))
+    })
+    .await;
+    assert!(
+        refused.is_some(),
+        "the revoked key's token is still accepted"
+    );
+    assert_eq!(rs.me(&token).await.status, 401);
+}
