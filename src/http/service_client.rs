@@ -22,6 +22,11 @@ use super::{client_ip, rate_limit, AppState};
 use crate::error::{ApiError, Challenge, ErrorCode};
 use crate::services::service_registry::ServiceIdentity;
 
+/// How long an unknown `client_id` waits for the listener to announce a
+/// new service, in steps, before it re-reads the services itself.
+const LISTENER_GRACE_STEP: std::time::Duration = std::time::Duration::from_millis(10);
+const LISTENER_GRACE_STEPS: u32 = 10;
+
 /// A service whose credentials checked out.
 #[derive(Debug, Clone)]
 pub struct ServiceClient(pub ServiceIdentity);
@@ -98,6 +103,21 @@ impl ServiceClient {
             )),
         }?;
         if !state.services.knows(&id) {
+            // A service created a moment ago: the listener hears of it within
+            // milliseconds; failing that, one re-read (at most one a second
+            // per instance: a caller waits for its turn).
+            for _ in 0..LISTENER_GRACE_STEPS {
+                actix_web::rt::time::sleep(LISTENER_GRACE_STEP).await;
+                if state.services.knows(&id) {
+                    break;
+                }
+            }
+        }
+        if !state.services.knows(&id) {
+            let wait = state.services.unknown_reload_wait();
+            if !wait.is_zero() {
+                actix_web::rt::time::sleep(wait).await;
+            }
             let (shared, unknown) = (state.clone(), id.clone());
             let reloaded = web::block(move || {
                 let mut conn = shared.pool.get().ok()?;

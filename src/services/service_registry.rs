@@ -95,6 +95,18 @@ impl ServiceRegistry {
         self.snapshot().by_client_id.contains_key(client_id)
     }
 
+    /// How long until an unknown `client_id` may re-read the services (see
+    /// [`ServiceRegistry::reload_for_unknown`]); a caller sleeps this long
+    /// first, without holding a thread.
+    pub fn unknown_reload_wait(&self) -> Duration {
+        match self.unknown_reload.try_lock() {
+            Ok(last) => last.map_or(Duration::ZERO, |at| {
+                UNKNOWN_RELOAD_EVERY.saturating_sub(at.elapsed())
+            }),
+            Err(_) => Duration::ZERO,
+        }
+    }
+
     /// Re-reads the services for a `client_id` this instance does not know:
     /// a service created a moment ago (on another instance, or by the
     /// command line) may not have reached the listener yet. At most once per

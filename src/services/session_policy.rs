@@ -61,13 +61,14 @@ pub fn make_room(
 /// now with a cut-off later than that. The cut-off is `before` rounded up
 /// to a whole second, so a sign-in in the same second as signing everyone
 /// out would otherwise fall under it and be refused at once; such a session
-/// records the cut-off instead (less than a second ahead). Only cut-offs at
-/// most a second ahead count, so a stray clock elsewhere cannot push sign-in
-/// times far into the future.
+/// records the cut-off instead (less than a second ahead, or two when a
+/// second sign-everyone-out in one second moved it on: see `revoke_all`).
+/// Only cut-offs at most two seconds ahead count, so a stray clock elsewhere
+/// cannot push sign-in times far into the future.
 pub fn sign_in_time(conn: &mut PgConnection, now_s: DateTime<Utc>) -> QueryResult<DateTime<Utc>> {
     let latest = session_policy::latest_auth_before(conn, now_s - TimeDelta::seconds(2))?;
     Ok(latest
-        .filter(|cut| *cut > now_s && *cut <= now_s + TimeDelta::seconds(1))
+        .filter(|cut| *cut > now_s && *cut <= now_s + TimeDelta::seconds(2))
         .unwrap_or(now_s))
 }
 
@@ -125,7 +126,20 @@ pub fn revoke_all(
     before: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> QueryResult<RevokedAll> {
-    let auth_before = auth_before(before);
+    let mut auth_before = auth_before(before);
+    // A sign-in in the same second after an earlier sign-everyone-out took
+    // that cut-off as its sign-in time (see `sign_in_time`). A second one
+    // within that second must still end it, so its cut-off moves past the
+    // earlier one: at most a second or two ahead of now, and only sessions
+    // that exist already are revoked by it.
+    if auth_before >= now {
+        let recent = now - TimeDelta::seconds(2);
+        if let Some(latest) = session_policy::latest_auth_before(conn, recent)? {
+            if latest >= auth_before {
+                auth_before = latest + TimeDelta::seconds(1);
+            }
+        }
+    }
     conn.transaction(|conn| revocations::append_auth_before(conn, auth_before, now))?;
     let mut revoked = 0;
     let mut cursor = BatchCursor::start();
