@@ -12,7 +12,8 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::{self, users};
 use crate::domain::{Password, Username};
-use crate::services::{accounts, admin, key_rotation, lockout, service_registry, session_policy};
+use crate::services::admin::{self, Actor};
+use crate::services::{accounts, key_rotation, lockout, service_registry, session_policy};
 use crate::startup::Application;
 
 #[derive(Debug, Parser)]
@@ -175,8 +176,9 @@ fn run(command: Command) -> Result<(), String> {
         }) => {
             let mut conn = connect(&settings)?;
             let user = find_user(&mut conn, &user)?;
-            let revoked = admin::revoke_user_sessions(&mut conn, user.id, None, clock.now())
-                .map_err(|e| format!("database: {e}"))?;
+            let revoked =
+                admin::revoke_sessions_of_user(&mut conn, Actor::Operator, user.id, clock.now())
+                    .map_err(|e| format!("database: {e}"))?;
             println!("revoked {} session(s) of {}", revoked.len(), user.username);
             Ok(())
         }
@@ -341,8 +343,8 @@ fn users_command(cmd: UsersCommand, settings: &Settings, clock: &Clock) -> Resul
             let user = find_user(&mut conn, &username)?;
             let revoked = admin::ban(
                 &mut conn,
+                Actor::Operator,
                 user.id,
-                None,
                 reason.as_deref(),
                 None,
                 clock.now(),
@@ -358,7 +360,7 @@ fn users_command(cmd: UsersCommand, settings: &Settings, clock: &Clock) -> Resul
         UsersCommand::Unban { username } => {
             let mut conn = connect(settings)?;
             let user = find_user(&mut conn, &username)?;
-            admin::unban(&mut conn, user.id, None, clock.now())
+            admin::unban(&mut conn, Actor::Operator, user.id, clock.now())
                 .map_err(|e| format!("database: {e}"))?;
             println!("unbanned {}", user.username);
             Ok(())

@@ -200,6 +200,16 @@ impl ResponseError for ApiError {
     }
 }
 
+impl From<crate::domain::tokens::TokenError> for ApiError {
+    fn from(e: crate::domain::tokens::TokenError) -> Self {
+        use crate::domain::tokens::TokenError;
+        match e {
+            TokenError::Invalid => Self::new(ErrorCode::InvalidToken, "The token is not valid."),
+            TokenError::Expired => Self::new(ErrorCode::TokenExpired, "The token has expired."),
+        }
+    }
+}
+
 impl From<crate::db::StoreError> for ApiError {
     fn from(e: crate::db::StoreError) -> Self {
         match e {
@@ -209,6 +219,18 @@ impl From<crate::db::StoreError> for ApiError {
             }
             crate::db::StoreError::Query(cause) => Self::internal(cause),
         }
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(e: diesel::result::Error) -> Self {
+        crate::db::StoreError::from(e).into()
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for ApiError {
+    fn from(e: diesel::r2d2::PoolError) -> Self {
+        crate::db::StoreError::from(e).into()
     }
 }
 
@@ -254,7 +276,7 @@ impl From<crate::services::refresh::RefreshError> for ApiError {
     fn from(e: crate::services::refresh::RefreshError) -> Self {
         use crate::services::refresh::RefreshError;
         match e {
-            RefreshError::Token(t) => crate::http::auth::token_error(t),
+            RefreshError::Token(t) => t.into(),
             RefreshError::Revoked => Self::new(
                 ErrorCode::SessionRevoked,
                 "This session has ended or was revoked; sign in again.",

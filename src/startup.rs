@@ -135,6 +135,7 @@ impl Application {
             proxies,
             hash_slots: crate::domain::bcrypt_threads::HashSlots::new(max_pending_hashes),
             ephemeral: mode == Mode::Ephemeral,
+            openapi: openapi_json(mode == Mode::Ephemeral)?,
         });
 
         let app_state = state.clone();
@@ -159,12 +160,7 @@ impl Application {
                     Logger::new("%{method}xi %U %s %Dms")
                         .custom_request_replace("method", |req| req.method().to_string()),
                 )
-                .configure(http::configure)
-                .configure(|cfg| {
-                    if ephemeral {
-                        http::ephemeral::configure(cfg);
-                    }
-                })
+                .configure(|cfg| http::configure(cfg, ephemeral))
                 .default_service(web::to(|| async {
                     Err::<actix_web::HttpResponse, _>(ApiError::not_found())
                 }))
@@ -237,4 +233,11 @@ impl Application {
 fn blocking_threads(max_pending_hashes: usize) -> usize {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     (512 / workers).max(1) + max_pending_hashes
+}
+
+/// `/openapi.json`'s body, built once from the route table.
+fn openapi_json(ephemeral: bool) -> Result<std::sync::Arc<[u8]>, String> {
+    serde_json::to_vec(&http::document(ephemeral))
+        .map(Into::into)
+        .map_err(|e| format!("the OpenAPI document: {e}"))
 }

@@ -209,7 +209,7 @@ struct RevokedId {
 
 /// Which of a user's live sessions to revoke.
 #[derive(Debug, Clone, Copy)]
-pub enum Scope {
+pub enum Which {
     One(Uuid),
     AllOfUser,
     AllOfUserExcept(Uuid),
@@ -224,14 +224,14 @@ pub enum Scope {
 pub fn revoke(
     conn: &mut PgConnection,
     user_id: Uuid,
-    scope: Scope,
+    which: Which,
     reason: &str,
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<Uuid>> {
-    let (filter, session) = match scope {
-        Scope::One(id) => ("AND id = $5", Some(id)),
-        Scope::AllOfUser => ("", None),
-        Scope::AllOfUserExcept(id) => ("AND id <> $5", Some(id)),
+    let (filter, session) = match which {
+        Which::One(id) => ("AND id = $5", Some(id)),
+        Which::AllOfUser => ("", None),
+        Which::AllOfUserExcept(id) => ("AND id <> $5", Some(id)),
     };
     // The rows are locked in `id` order first: two revocations of one user
     // (a `scope=all` logout and an administrator's) then queue behind each
@@ -312,4 +312,27 @@ pub fn count_live(conn: &mut PgConnection, now: DateTime<Utc>) -> QueryResult<i6
         .filter(sessions::expires_at.gt(now))
         .count()
         .get_result(conn)
+}
+
+impl SessionRow {
+    /// Neither revoked nor expired at `now`.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
+    }
+
+    /// Whether `jti` is the refresh token this session replaced at most
+    /// `grace_seconds` ago: a concurrent or retried refresh, not a replay.
+    /// Counted in whole seconds on both sides: `rotated_at` is stored cut to
+    /// the second, and comparing it with an uncut `now` would shorten the
+    /// window by up to a second.
+    pub fn in_grace(&self, jti: Uuid, now: DateTime<Utc>, grace_seconds: i64) -> bool {
+        self.previous_jti == Some(jti)
+            && now.timestamp() - self.rotated_at.timestamp() <= grace_seconds
+    }
+
+    /// Whether the session takes the refresh token `jti` now: its current
+    /// one, or the one before inside the grace window.
+    pub fn honours(&self, jti: Uuid, now: DateTime<Utc>, grace_seconds: i64) -> bool {
+        jti == self.current_jti || self.in_grace(jti, now, grace_seconds)
+    }
 }

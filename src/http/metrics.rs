@@ -16,14 +16,14 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::{web, HttpResponse};
+use actix_web::web;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
 
 use super::AppState;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 
 /// How stale the live-session count may be, in seconds.
 pub const LIVE_SESSIONS_EVERY: i64 = 10;
@@ -185,15 +185,17 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts a refresh's outcome; a replay also counts as a reuse detection
-    /// (the revocation it causes is counted where it is remembered).
+    /// Counts a refresh's outcome.
     pub fn refresh<T>(&self, result: &Result<T, ApiError>) {
         self.refreshes
             .with_label_values(&[Self::outcome(result)])
             .inc();
-        if matches!(result, Err(e) if e.code == ErrorCode::TokenReused) {
-            self.reuse_detections.inc();
-        }
+    }
+
+    /// Counts a replayed refresh token (the revocation it causes is counted
+    /// where it is remembered).
+    pub fn reuse_detected(&self) {
+        self.reuse_detections.inc();
     }
 
     /// Counts `count` sessions revoked for `reason` (a fixed word such as
@@ -272,18 +274,9 @@ pub async fn track(
     result
 }
 
-/// Sets the gauges that are read, not counted, then encodes everything.
-#[utoipa::path(
-    get,
-    path = "/metrics",
-    tag = "service",
-    responses(
-        (status = 200, body = String, content_type = "text/plain; version=0.0.4",
-         description = "Prometheus text format"),
-        (status = 500, body = super::openapi::ErrorBody, description = "internal"),
-    )
-)]
-pub async fn scrape(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// Sets the gauges that are read, not counted, then encodes everything:
+/// the content type and the body of `/metrics`.
+pub(crate) async fn scrape(state: &AppState) -> Result<(String, Vec<u8>), ApiError> {
     let metrics = &state.metrics;
     let now = state.clock.now();
     let pool = state.pool.state();
@@ -327,7 +320,5 @@ pub async fn scrape(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     encoder
         .encode(&metrics.registry.gather(), &mut body)
         .map_err(ApiError::internal)?;
-    Ok(HttpResponse::Ok()
-        .content_type(encoder.format_type())
-        .body(body))
+    Ok((encoder.format_type().to_string(), body))
 }

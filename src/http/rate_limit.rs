@@ -22,11 +22,11 @@ use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 
-use actix_web::HttpRequest;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{client_ip, AppState};
+use super::extract::Client;
+use super::AppState;
 use crate::config::RateLimitSettings;
 use crate::error::{ApiError, ErrorCode};
 
@@ -223,9 +223,8 @@ impl<K: Hash + Eq> RateLimiter<K> {
 
 /// Counts an attempt at login or register by the request's client;
 /// `429 rate_limited` with `Retry-After` when its budget is spent.
-pub fn check_client(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
-    let ip = client_ip(req, state);
-    count_attempt(&state.rate_limit, ip.as_deref(), state.clock.now())
+pub(crate) fn check_client(state: &AppState, client: &Client) -> Result<(), ApiError> {
+    count_attempt(&state.rate_limit, client.ip.as_deref(), state.clock.now())
 }
 
 /// Takes one of `ip`'s tokens from `limiter`, or answers `429 rate_limited`

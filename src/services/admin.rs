@@ -7,76 +7,11 @@ use uuid::Uuid;
 
 use crate::db::events::{self, EventKind, NewEvent};
 use crate::db::retry;
-use crate::db::sessions::{self, Scope};
+use crate::db::sessions::{self, Which};
 use crate::db::users;
 use crate::db::StoreError;
 
-/// Bans a user (until `until`, or until unbanned) and revokes every session
-/// of theirs; returns the revoked session ids.
-pub fn ban(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    actor: Option<Uuid>,
-    reason: Option<&str>,
-    until: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> QueryResult<Vec<Uuid>> {
-    retry::transaction(conn, |conn| {
-        users::set_ban(conn, user_id, true, until, reason)?;
-        let revoked = sessions::revoke(conn, user_id, Scope::AllOfUser, "user_banned", now)?;
-        events::record(
-            conn,
-            NewEvent::new(EventKind::UserBanned, now)
-                .user(user_id)
-                .actor(actor)
-                .detail(serde_json::json!({
-                    "reason": reason,
-                    "until": until,
-                    "revoked": revoked.len(),
-                })),
-        )?;
-        Ok(revoked)
-    })
-}
-
-pub fn unban(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    actor: Option<Uuid>,
-    now: DateTime<Utc>,
-) -> QueryResult<()> {
-    conn.transaction(|conn| {
-        users::set_ban(conn, user_id, false, None, None)?;
-        events::record(
-            conn,
-            NewEvent::new(EventKind::UserUnbanned, now)
-                .user(user_id)
-                .actor(actor),
-        )
-    })
-}
-
-/// Revokes every live session of a user; returns their ids.
-pub fn revoke_user_sessions(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    actor: Option<Uuid>,
-    now: DateTime<Utc>,
-) -> QueryResult<Vec<Uuid>> {
-    retry::transaction(conn, |conn| {
-        let revoked = sessions::revoke(conn, user_id, Scope::AllOfUser, "admin_revoked", now)?;
-        for session in &revoked {
-            events::record(
-                conn,
-                NewEvent::new(EventKind::SessionRevoked, now)
-                    .user(user_id)
-                    .session(*session)
-                    .actor(actor),
-            )?;
-        }
-        Ok(revoked)
-    })
-}
+use super::Unexpected;
 
 /// What an administrator's request can run into.
 #[derive(Debug, thiserror::Error)]
@@ -106,8 +41,42 @@ impl retry::Conflict for AdminError {
     }
 }
 
+/// Who asks for an administrative action. The command line is an operator
+/// holding the database's credentials: trusted, and recorded as no actor.
+/// An administrator on the API is recorded by id, and may not ban or delete
+/// their own account (nobody would be left to undo it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    Operator,
+    Admin(Uuid),
+}
+
+impl Actor {
+    /// The events' `actor`.
+    pub fn id(self) -> Option<Uuid> {
+        match self {
+            Self::Operator => None,
+            Self::Admin(id) => Some(id),
+        }
+    }
+
+    /// Refuses an administrator's ban or deletion of their own account.
+    fn may_act_on(self, user_id: Uuid) -> Result<(), AdminError> {
+        match self {
+            Self::Admin(id) if id == user_id => Err(AdminError::OwnAccount),
+            _ => Ok(()),
+        }
+    }
+}
+
 fn existing_user(conn: &mut PgConnection, user_id: Uuid) -> Result<users::UserRow, AdminError> {
     users::find(conn, user_id)?.ok_or(AdminError::NotFound)
+}
+
+/// The user, locked until the transaction ends, so that a concurrent
+/// change of the same user waits or is seen.
+fn locked_user(conn: &mut PgConnection, user_id: Uuid) -> Result<users::UserRow, AdminError> {
+    users::find_for_update(conn, user_id)?.ok_or(AdminError::NotFound)
 }
 
 /// Whether `user_id` may use the admin routes now: read at every call, so a
@@ -116,7 +85,7 @@ pub fn is_active_admin(
     conn: &mut PgConnection,
     user_id: Uuid,
     now: DateTime<Utc>,
-) -> QueryResult<bool> {
+) -> Result<bool, Unexpected> {
     Ok(users::find(conn, user_id)?.is_some_and(|u| u.admin && !u.is_banned(now)))
 }
 
@@ -177,34 +146,52 @@ pub fn user_overview(
     })
 }
 
-/// An administrator bans another user (see [`ban`]); returns the revoked
-/// session ids.
-pub fn ban_user(
+/// Bans a user (until `until`, or until unbanned) and revokes every session
+/// of theirs; returns the revoked session ids.
+pub fn ban(
     conn: &mut PgConnection,
-    actor: Uuid,
+    actor: Actor,
     user_id: Uuid,
     reason: Option<&str>,
     until: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Uuid>, AdminError> {
-    if actor == user_id {
-        return Err(AdminError::OwnAccount);
-    }
+    actor.may_act_on(user_id)?;
     retry::transaction(conn, |conn| {
-        users::find_for_update(conn, user_id)?.ok_or(AdminError::NotFound)?;
-        Ok(ban(conn, user_id, Some(actor), reason, until, now)?)
+        locked_user(conn, user_id)?;
+        users::set_ban(conn, user_id, true, until, reason)?;
+        let revoked = sessions::revoke(conn, user_id, Which::AllOfUser, "user_banned", now)?;
+        events::record(
+            conn,
+            NewEvent::new(EventKind::UserBanned, now)
+                .user(user_id)
+                .actor(actor.id())
+                .detail(serde_json::json!({
+                    "reason": reason,
+                    "until": until,
+                    "revoked": revoked.len(),
+                })),
+        )?;
+        Ok(revoked)
     })
 }
 
-pub fn unban_user(
+/// Lifts a user's ban; it revokes nothing.
+pub fn unban(
     conn: &mut PgConnection,
-    actor: Uuid,
+    actor: Actor,
     user_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<(), AdminError> {
     conn.transaction(|conn| {
-        users::find_for_update(conn, user_id)?.ok_or(AdminError::NotFound)?;
-        Ok(unban(conn, user_id, Some(actor), now)?)
+        locked_user(conn, user_id)?;
+        users::set_ban(conn, user_id, false, None, None)?;
+        Ok(events::record(
+            conn,
+            NewEvent::new(EventKind::UserUnbanned, now)
+                .user(user_id)
+                .actor(actor.id()),
+        )?)
     })
 }
 
@@ -215,16 +202,14 @@ pub fn unban_user(
 /// revoked now.
 pub fn delete_user(
     conn: &mut PgConnection,
-    actor: Uuid,
+    actor: Actor,
     user_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Vec<Uuid>, AdminError> {
-    if actor == user_id {
-        return Err(AdminError::OwnAccount);
-    }
+    actor.may_act_on(user_id)?;
     retry::transaction(conn, |conn| {
-        let user = users::find_for_update(conn, user_id)?.ok_or(AdminError::NotFound)?;
-        let revoked = sessions::revoke(conn, user_id, Scope::AllOfUser, "user_deleted", now)?;
+        let user = locked_user(conn, user_id)?;
+        let revoked = sessions::revoke(conn, user_id, Which::AllOfUser, "user_deleted", now)?;
         // Every session of the user, including ones revoked earlier, for the
         // record; instances keep refusing their tokens from the
         // `revocations` log, which outlives the rows.
@@ -236,7 +221,7 @@ pub fn delete_user(
             conn,
             NewEvent::new(EventKind::UserDeleted, now)
                 .user(user_id)
-                .actor(Some(actor))
+                .actor(actor.id())
                 .detail(serde_json::json!({
                     "username": user.username,
                     "revoked": revoked.len(),
@@ -264,62 +249,39 @@ pub fn user_sessions(
     )?)
 }
 
-/// An administrator revokes every session of a user (see
-/// [`revoke_user_sessions`]).
-pub fn revoke_sessions_of(
+/// Revokes every live session of a user; returns their ids.
+pub fn revoke_sessions_of_user(
     conn: &mut PgConnection,
-    actor: Uuid,
+    actor: Actor,
     user_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Vec<Uuid>, AdminError> {
     existing_user(conn, user_id)?;
-    Ok(revoke_user_sessions(conn, user_id, Some(actor), now)?)
-}
-
-/// An administrator revokes one session; revoking a revoked one changes
-/// nothing. Returns the id if it was revoked now.
-pub fn revoke_session(
-    conn: &mut PgConnection,
-    actor: Uuid,
-    session_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<Vec<Uuid>, AdminError> {
-    let session = sessions::find(conn, session_id)?.ok_or(AdminError::NotFound)?;
-    Ok(revoke_one(
+    Ok(super::sessions::revoke_all_of_user(
         conn,
-        &session,
-        actor,
-        "admin_revoked",
-        None,
+        user_id,
+        actor.id(),
         now,
     )?)
 }
 
-/// Revokes one session for `actor` (an administrator, or its own user),
-/// with a `session_revoked` event, in one transaction; returns its id if it
-/// was live until now.
-pub fn revoke_one(
+/// Revokes one session, anyone's; revoking a revoked one changes nothing.
+/// Returns its id if it was live until now.
+pub fn revoke_session(
     conn: &mut PgConnection,
-    session: &sessions::SessionRow,
-    actor: Uuid,
-    reason: &str,
-    ip: Option<&str>,
+    actor: Actor,
+    session_id: Uuid,
     now: DateTime<Utc>,
-) -> QueryResult<Vec<Uuid>> {
-    conn.transaction(|conn| {
-        let revoked = sessions::revoke(conn, session.user_id, Scope::One(session.id), reason, now)?;
-        if !revoked.is_empty() {
-            events::record(
-                conn,
-                NewEvent::new(EventKind::SessionRevoked, now)
-                    .user(session.user_id)
-                    .session(session.id)
-                    .actor(Some(actor))
-                    .ip(ip),
-            )?;
-        }
-        Ok(revoked)
-    })
+) -> Result<Vec<Uuid>, AdminError> {
+    let session = sessions::find(conn, session_id)?.ok_or(AdminError::NotFound)?;
+    Ok(super::sessions::revoke_one(
+        conn,
+        &session,
+        actor.id(),
+        "admin_revoked",
+        None,
+        now,
+    )?)
 }
 
 /// The event log, newest first.

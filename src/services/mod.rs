@@ -7,11 +7,11 @@ pub mod admin;
 pub mod key_rotation;
 pub mod keys;
 pub mod lockout;
-pub mod logout;
 pub mod refresh;
 pub mod self_service;
 pub mod service_registry;
 pub mod session_policy;
+pub mod sessions;
 pub mod stats;
 
 use chrono::{DateTime, Utc};
@@ -67,6 +67,9 @@ pub enum Unexpected {
     Sign(#[from] SignError),
     #[error("password hashing failed: {0}")]
     Hash(#[from] bcrypt::BcryptError),
+    /// The blocking pool dropped the call (the server is shutting down).
+    #[error("the call was interrupted: {0}")]
+    Interrupted(String),
 }
 
 impl From<diesel::result::Error> for Unexpected {

@@ -8,9 +8,8 @@ use uuid::Uuid;
 use super::{issue_pair, whole_seconds, RefreshState, TokenPair, Unexpected, UserSummary};
 use crate::config::Settings;
 use crate::db::events::{self, EventKind, NewEvent};
-use crate::db::sessions::{self, Rotation, Scope};
+use crate::db::sessions::{self, Rotation, Which};
 use crate::db::users;
-use crate::db::DbConn;
 use crate::domain::tokens::{RefreshClaims, TokenError, Tokens};
 
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +42,7 @@ impl From<diesel::result::Error> for RefreshError {
 /// it gets the winner's refresh token), or it is a replay (the session is
 /// revoked), or the session or user is no longer allowed.
 pub fn refresh(
-    conn: &mut DbConn,
+    conn: &mut PgConnection,
     tokens: &Tokens,
     settings: &Settings,
     claims: &RefreshClaims,
@@ -57,7 +56,7 @@ pub fn refresh(
 }
 
 fn try_rotate(
-    conn: &mut DbConn,
+    conn: &mut PgConnection,
     tokens: &Tokens,
     settings: &Settings,
     claims: &RefreshClaims,
@@ -98,7 +97,7 @@ fn try_rotate(
 
 /// The compare-and-swap did not apply: find out why from a fresh read.
 fn explain_failed_rotation(
-    conn: &mut DbConn,
+    conn: &mut PgConnection,
     tokens: &Tokens,
     settings: &Settings,
     claims: &RefreshClaims,
@@ -112,16 +111,10 @@ fn explain_failed_rotation(
     if user.is_banned(now) {
         return Err(RefreshError::Banned);
     }
-    if session.revoked_at.is_some() || session.expires_at <= now {
+    if !session.is_live(now) {
         return Err(RefreshError::Revoked);
     }
-    // Counted in whole seconds on both sides: `rotated_at` is stored cut to
-    // the second, and comparing it with an uncut `now` would shorten the
-    // window by up to a second.
-    let since_rotation = now.timestamp() - session.rotated_at.timestamp();
-    if session.previous_jti == Some(claims.jti)
-        && since_rotation <= settings.auth.reuse_grace_seconds
-    {
+    if session.in_grace(claims.jti, now, settings.auth.reuse_grace_seconds) {
         // A concurrent or retried refresh: hand back the current refresh
         // token, byte for byte what the winner got, and a fresh access token.
         let summary = UserSummary {
@@ -148,7 +141,7 @@ fn explain_failed_rotation(
         sessions::revoke(
             conn,
             session.user_id,
-            Scope::One(session.id),
+            Which::One(session.id),
             "reuse_detected",
             now,
         )?;

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{lockout, Unexpected};
 use crate::config::RateLimitSettings;
 use crate::db::events::{self, EventKind, NewEvent};
-use crate::db::sessions::{self, Scope, SessionRow};
+use crate::db::sessions::{self, SessionRow, Which};
 use crate::db::{users, DbPool};
 use crate::domain::{password, Password};
 
@@ -50,7 +50,8 @@ pub fn live_sessions(
 
 /// Revokes one of the user's own sessions (the current one too: that is a
 /// logout). Another user's session is `NotFound`, never "forbidden", so
-/// that session ids cannot be probed. Returns the id if revoked now.
+/// that session ids cannot be probed. Returns its id if it was live until
+/// now (none if it was already revoked).
 pub fn revoke_own_session(
     conn: &mut PgConnection,
     user_id: Uuid,
@@ -61,10 +62,10 @@ pub fn revoke_own_session(
     let session = sessions::find(conn, session_id)?
         .filter(|s| s.user_id == user_id)
         .ok_or(SelfServiceError::NotFound)?;
-    Ok(super::admin::revoke_one(
+    Ok(super::sessions::revoke_one(
         conn,
         &session,
-        user_id,
+        Some(user_id),
         "revoked_by_user",
         ip,
         now,
@@ -124,7 +125,7 @@ pub fn change_password(
     let mut conn = pool.get().map_err(Unexpected::from)?;
     conn.transaction(|conn| {
         sessions::find(conn, change.session_id)?
-            .filter(|s| s.user_id == user.id && s.revoked_at.is_none() && s.expires_at > now)
+            .filter(|s| s.user_id == user.id && s.is_live(now))
             .ok_or(SelfServiceError::Revoked)?;
         // Only over the hash just verified: if another change won meanwhile,
         // the password given is no longer the current one.
@@ -135,7 +136,7 @@ pub fn change_password(
         let revoked = sessions::revoke(
             conn,
             user.id,
-            Scope::AllOfUserExcept(change.session_id),
+            Which::AllOfUserExcept(change.session_id),
             "password_changed",
             now,
         )?;

@@ -8,7 +8,9 @@ use uuid::Uuid;
 use crate::db::events::{self, EventKind, NewEvent};
 use crate::db::revocations;
 use crate::db::session_policy::{self, BatchCursor};
-use crate::db::sessions::{self, Scope, SessionRow};
+use crate::db::sessions::{self, SessionRow, Which};
+
+use super::Unexpected;
 
 /// The revocation reason of a session the cap ended.
 pub const SESSION_LIMIT: &str = "session_limit";
@@ -41,7 +43,7 @@ pub fn make_room(
     }
     let mut revoked = Vec::new();
     for id in session_policy::least_recently_used(conn, user_id, cap - 1, now)? {
-        for id in sessions::revoke(conn, user_id, Scope::One(id), SESSION_LIMIT, now)? {
+        for id in sessions::revoke(conn, user_id, Which::One(id), SESSION_LIMIT, now)? {
             events::record(
                 conn,
                 NewEvent::new(EventKind::SessionRevoked, now)
@@ -125,7 +127,7 @@ pub fn revoke_all(
     actor: Option<Uuid>,
     before: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> QueryResult<RevokedAll> {
+) -> Result<RevokedAll, Unexpected> {
     let mut auth_before = auth_before(before);
     // A sign-in in the same second after an earlier sign-everyone-out took
     // that cut-off as its sign-in time (see `sign_in_time`). A second one
@@ -178,8 +180,10 @@ pub fn rename_own_session(
     session_id: Uuid,
     name: Option<&str>,
     now: DateTime<Utc>,
-) -> QueryResult<Option<SessionRow>> {
-    session_policy::rename(conn, user_id, session_id, name, now)
+) -> Result<Option<SessionRow>, Unexpected> {
+    Ok(session_policy::rename(
+        conn, user_id, session_id, name, now,
+    )?)
 }
 
 #[cfg(test)]

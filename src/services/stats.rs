@@ -67,7 +67,11 @@ pub fn hour_of(at: DateTime<Utc>) -> DateTime<Utc> {
 
 /// The overview of the `hours` hours up to and including the current one
 /// (`hours` from 1 to [`MAX_HOURS`], checked by the caller).
-pub fn overview(conn: &mut PgConnection, hours: i64, now: DateTime<Utc>) -> QueryResult<Overview> {
+pub fn overview(
+    conn: &mut PgConnection,
+    hours: i64,
+    now: DateTime<Utc>,
+) -> Result<Overview, super::Unexpected> {
     let current = hour_of(now);
     let since = current - TimeDelta::hours(hours - 1);
     let until = current + TimeDelta::hours(1);

@@ -393,8 +393,8 @@ async fn a_login_racing_a_ban_never_leaves_a_live_session() {
         let mut conn = app.db.connect();
         keyward::services::admin::ban(
             &mut conn,
+            keyward::services::admin::Actor::Operator,
             user.id.parse().unwrap(),
-            None,
             Some("race"),
             None,
             app.clock.now(),

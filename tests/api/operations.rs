@@ -523,10 +523,12 @@ async fn metrics_move_when_things_happen() {
     assert!(after.value("keyward_db_pool_connections", &[]) >= 1.0);
 }
 
-/// Every path the server registers: each string literal given to
-/// `resource("…")` (keyward's helper and actix's own) or to a `.route("…", …)`
-/// anywhere under `src/`. The methods each path takes come from the server
-/// itself, below.
+/// Every path a handler declares: each `path = "…"` of a `#[utoipa::path]`
+/// attribute and each `alias = "…"` of the route table, anywhere under
+/// `src/`. The methods each path takes come from the server itself, below.
+/// Routes reach actix only through the table (`src/http/table.rs`), which
+/// registers exactly those paths: this also checks that nothing else under
+/// `src/` registers a resource, a route or a scope of its own.
 fn registered_paths() -> BTreeSet<String> {
     fn walk(dir: &Path, paths: &mut BTreeSet<String>) {
         for entry in std::fs::read_dir(dir).unwrap() {
@@ -535,9 +537,20 @@ fn registered_paths() -> BTreeSet<String> {
                 walk(&file, paths);
             } else if file.extension().is_some_and(|e| e == "rs") {
                 let source = std::fs::read_to_string(&file).unwrap();
-                for marker in ["resource(\"", ".route(\""] {
+                if !file.ends_with("http/table.rs") {
+                    for registration in
+                        ["web::resource(", ".route(", "web::scope(", "web::service("]
+                    {
+                        assert!(
+                            !source.contains(registration),
+                            "{}: registers {registration}…) outside the route table",
+                            file.display()
+                        );
+                    }
+                }
+                for marker in ["path = \"/", "alias = \"/"] {
                     for rest in source.split(marker).skip(1) {
-                        paths.insert(rest.split_once('"').unwrap().0.to_string());
+                        paths.insert(format!("/{}", rest.split_once('"').unwrap().0));
                     }
                 }
             }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use chrono::TimeDelta;
 use diesel::connection::SimpleConnection;
 use keyward::clock::Clock;
-use keyward::services::admin;
+use keyward::services::admin::{self, Actor};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -38,8 +38,8 @@ async fn ban_and_reuse_on_one_instance_reach_the_other_within_a_second() {
     let mut conn = a.db.connect();
     admin::ban(
         &mut conn,
+        Actor::Operator,
         uuid(&banned.id),
-        None,
         Some("test"),
         None,
         a.clock.now(),
@@ -116,7 +116,8 @@ async fn revocations_made_while_the_listener_is_cut_off_are_enforced_after_it_re
     // would), twice over.
     for _ in 0..2 {
         conn.batch_execute(&kill).unwrap();
-        admin::revoke_user_sessions(&mut conn, uuid(&user.id), None, a.clock.now()).unwrap();
+        admin::revoke_sessions_of_user(&mut conn, Actor::Operator, uuid(&user.id), a.clock.now())
+            .unwrap();
         for _ in 0..3 {
             tokens.push(
                 a.login(&user).await["access_token"]
@@ -127,7 +128,8 @@ async fn revocations_made_while_the_listener_is_cut_off_are_enforced_after_it_re
         }
     }
     conn.batch_execute(&kill).unwrap();
-    admin::revoke_user_sessions(&mut conn, uuid(&user.id), None, a.clock.now()).unwrap();
+    admin::revoke_sessions_of_user(&mut conn, Actor::Operator, uuid(&user.id), a.clock.now())
+        .unwrap();
     let ready = eventually(Duration::from_secs(5), || async {
         b.get("/ready", None).await.status == 200 && a.get("/ready", None).await.status == 200
     })
@@ -204,7 +206,7 @@ async fn a_restart_still_refuses_the_tokens_of_a_deleted_user() {
     let mut conn = a.db.connect();
     admin::delete_user(
         &mut conn,
-        uuid::Uuid::new_v4(),
+        Actor::Admin(uuid::Uuid::new_v4()),
         uuid(&user.id),
         a.clock.now(),
     )

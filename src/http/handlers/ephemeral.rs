@@ -4,29 +4,19 @@
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::{OpenApi, ToSchema};
+use utoipa::ToSchema;
 
-use super::body::Body;
-use super::openapi::{BodyErrors, ErrorBody};
-use super::routes::{create_user, resource, RegisterRequest, UserCreated};
-use super::AppState;
+use super::auth::{create_user, RegisterRequest, UserCreated};
 use crate::error::ApiError;
+use crate::http::doc::{BodyErrors, ErrorBody};
+use crate::http::extract::Body;
+use crate::http::AppState;
 
 /// The furthest one call may move the clock: ten years.
 const MAX_ADVANCE_SECONDS: i64 = 315_360_000;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/ephemeral/clock").route(web::post().to(advance_clock)))
-        .service(resource("/ephemeral/users").route(web::post().to(create_ephemeral_user)));
-}
-
-/// The routes above, added to `/openapi.json` in this mode only.
-#[derive(OpenApi)]
-#[openapi(paths(advance_clock, create_ephemeral_user))]
-pub struct EphemeralDoc;
-
 #[derive(Deserialize, ToSchema)]
-struct ClockRequest {
+pub(crate) struct ClockRequest {
     /// Whole seconds, 0 to 315360000; the clock never goes back.
     #[schema(required = true, nullable = false, minimum = 0, maximum = 315_360_000)]
     advance_seconds: Option<i64>,
@@ -49,7 +39,7 @@ struct ClockNow {
         (status = 400, body = ErrorBody, description = "invalid_request: advance_seconds missing or out of range"),
         BodyErrors,
     ))]
-async fn advance_clock(
+pub(crate) async fn advance_clock(
     state: web::Data<AppState>,
     body: Body<ClockRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -69,7 +59,7 @@ async fn advance_clock(
 }
 
 #[derive(Deserialize, ToSchema)]
-struct EphemeralUserRequest {
+pub(crate) struct EphemeralUserRequest {
     #[schema(required = true, nullable = false, pattern = "^[A-Za-z0-9_.-]{3,32}$")]
     username: Option<String>,
     #[schema(required = true, nullable = false, min_length = 8, max_length = 128)]
@@ -92,7 +82,7 @@ struct EphemeralUserRequest {
         (status = 409, body = ErrorBody, description = "conflict: the username is taken"),
         BodyErrors,
     ))]
-async fn create_ephemeral_user(
+pub(crate) async fn create_ephemeral_user(
     state: web::Data<AppState>,
     body: Body<EphemeralUserRequest>,
 ) -> Result<HttpResponse, ApiError> {

@@ -1,31 +1,26 @@
-//! Extractors for the caller's credentials: a Bearer access token, verified
-//! without the database (signature, claims, and the in-memory revocation set).
+//! The caller's access token: [`Authenticated`] verifies a Bearer token
+//! without the database (signature, claims, and the in-memory revocation
+//! set); [`Admin`] also reads, at every call, that its user is an active
+//! administrator.
 
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
-use super::AppState;
 use crate::domain::tokens::{AccessClaims, RefreshClaims, TokenError, Tokens};
 use crate::error::{ApiError, Challenge, ErrorCode};
+use crate::http::AppState;
 use crate::services;
 
 /// The raw Bearer token of the request, if it carries one.
-pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
+pub(crate) fn bearer_token(req: &HttpRequest) -> Option<&str> {
     let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
-}
-
-pub fn token_error(e: TokenError) -> ApiError {
-    match e {
-        TokenError::Invalid => ApiError::new(ErrorCode::InvalidToken, "The token is not valid."),
-        TokenError::Expired => ApiError::new(ErrorCode::TokenExpired, "The token has expired."),
-    }
 }
 
 /// Verifies a token with this instance's keys. A token naming a `kid` this
@@ -69,17 +64,9 @@ async fn verify_reloading<C>(
     verify(&state.tokens, token, state.clock.now().timestamp())
 }
 
-/// An access token's claims (see `verify_reloading`).
-pub async fn verify_access(
-    state: &web::Data<AppState>,
-    token: &str,
-) -> Result<AccessClaims, TokenError> {
-    verify_reloading(state, token, Tokens::verify_access).await
-}
-
 /// An access token's claims and the `kid` that signed it (see
 /// `verify_reloading`).
-pub async fn verify_access_and_kid(
+pub(crate) async fn verify_access_and_kid(
     state: &web::Data<AppState>,
     token: &str,
 ) -> Result<(AccessClaims, Option<String>), TokenError> {
@@ -87,20 +74,20 @@ pub async fn verify_access_and_kid(
 }
 
 /// A refresh token's claims (see `verify_reloading`).
-pub async fn verify_refresh(
+pub(crate) async fn verify_refresh(
     state: &web::Data<AppState>,
     token: &str,
 ) -> Result<RefreshClaims, TokenError> {
     verify_reloading(state, token, Tokens::verify_refresh).await
 }
 
-fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
+pub(crate) fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
     req.app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::internal("application state missing"))
 }
 
 /// A verified access token whose session is not revoked.
-pub struct Authenticated(pub AccessClaims);
+pub(crate) struct Authenticated(pub AccessClaims);
 
 impl Authenticated {
     async fn extract(req: &HttpRequest) -> Result<Self, ApiError> {
@@ -115,7 +102,7 @@ impl Authenticated {
         match verify_live_access(state, token).await {
             Ok(claims) => Ok(Self(claims)),
             Err(AccessRefusal::Token(e)) => {
-                Err(token_error(e).with_challenge(Challenge::BearerInvalidToken))
+                Err(ApiError::from(e).with_challenge(Challenge::BearerInvalidToken))
             }
             Err(AccessRefusal::Revoked) => Err(ApiError::new(
                 ErrorCode::SessionRevoked,
@@ -133,7 +120,7 @@ impl Authenticated {
 
 /// Why an access token is not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AccessRefusal {
+pub(crate) enum AccessRefusal {
     /// Malformed, badly signed, expired...
     Token(TokenError),
     /// Its session, its sign-in time or its key is in the revocation set.
@@ -148,7 +135,7 @@ pub enum AccessRefusal {
 /// No database read.
 /// A token naming a key this instance does not know yet waits for one
 /// re-read of the keys (see `verify_reloading`).
-pub async fn verify_live_access(
+pub(crate) async fn verify_live_access(
     state: &web::Data<AppState>,
     token: &str,
 ) -> Result<AccessClaims, AccessRefusal> {
@@ -175,5 +162,35 @@ impl FromRequest for Authenticated {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move { Self::extract(&req).await })
+    }
+}
+
+/// An access token whose user is an administrator and not banned, read
+/// from the database at every call, so a demoted or banned administrator
+/// loses the admin routes at once.
+pub(crate) struct Admin(pub AccessClaims);
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let authenticated = Authenticated::from_request(req, payload);
+        let state = state(req).cloned();
+        Box::pin(async move {
+            let Authenticated(claims) = authenticated.await?;
+            let state = state?;
+            let (user_id, now) = (claims.sub, state.clock.now());
+            let allowed = state
+                .db(move |conn| services::admin::is_active_admin(conn, user_id, now))
+                .await?;
+            if !allowed {
+                return Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    "This needs an administrator.",
+                ));
+            }
+            Ok(Self(claims))
+        })
     }
 }

@@ -19,11 +19,12 @@ use futures_util::future::Either;
 use serde::Deserialize;
 use tokio::sync::watch;
 
-use super::openapi::ErrorBody;
-use super::service_client::ServiceClient;
 use crate::domain::feed_cursor::Cursor;
 use crate::domain::revocation_feed::{Feed, Page};
 use crate::error::ApiError;
+use crate::http::doc::ErrorBody;
+use crate::http::extract::ServiceClient;
+use crate::http::AppState;
 
 /// At most this many entries in one answer.
 pub const PAGE_LIMIT: usize = 1000;
@@ -209,15 +210,6 @@ pub fn stream(
         .streaming(body)
 }
 
-/// Registers the two feed routes.
-pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
-    use actix_web::web;
-    cfg.service(super::routes::resource("/revocations").route(web::get().to(revocations)))
-        .service(
-            super::routes::resource("/revocations/stream").route(web::get().to(revocations_stream)),
-        );
-}
-
 /// The revocation feed as JSON pages (API.md section 7).
 #[utoipa::path(get, path = "/revocations", tag = "services",
     params(
@@ -230,8 +222,8 @@ pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
         (status = 400, body = ErrorBody, description = "invalid_request: wait is not 0 to 30"),
         (status = 401, body = ErrorBody, description = "invalid_client (WWW-Authenticate: Basic)"),
     ))]
-pub async fn revocations(
-    state: actix_web::web::Data<super::AppState>,
+pub(crate) async fn revocations(
+    state: actix_web::web::Data<AppState>,
     _service: ServiceClient,
     query: actix_web::web::Query<FeedQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -250,9 +242,9 @@ pub async fn revocations(
         (status = 200, content_type = "text/event-stream", description = "event: reset (when the set must be replaced), event: revoked with the entry as data and the cursor as id, and a : comment at least every 15 s"),
         (status = 401, body = ErrorBody, description = "invalid_client (WWW-Authenticate: Basic)"),
     ))]
-pub async fn revocations_stream(
+pub(crate) async fn revocations_stream(
     req: HttpRequest,
-    state: actix_web::web::Data<super::AppState>,
+    state: actix_web::web::Data<AppState>,
     service: ServiceClient,
     query: actix_web::web::Query<FeedQuery>,
 ) -> HttpResponse {

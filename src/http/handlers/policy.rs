@@ -6,29 +6,17 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::admin::Admin;
-use super::blocking;
-use super::body::Body;
-use super::openapi::{AdminErrors, BodyErrors, ErrorBody};
-use super::routes::resource;
-use super::AppState;
-use crate::db::StoreError;
 use crate::error::ApiError;
-use crate::services::revocation_horizon;
-use crate::services::session_policy::{self, REVOKED_ALL};
+use crate::http::doc::{AdminErrors, BodyErrors, ErrorBody};
+use crate::http::extract::{Admin, Body};
+use crate::http::AppState;
+use crate::services::session_policy;
 use crate::services::stats::{self, HourStats, Overview, MAX_HOURS};
 
 type State = web::Data<AppState>;
 
-/// Registered before `/admin/sessions/{id}`, which would otherwise take
-/// `/admin/sessions/revoke` for a session id.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/admin/sessions/revoke").route(web::post().to(revoke_all_sessions)))
-        .service(resource("/admin/stats").route(web::get().to(stats)));
-}
-
 #[derive(Deserialize, ToSchema)]
-struct RevokeAllRequest {
+pub(crate) struct RevokeAllRequest {
     /// RFC 3339; sessions created before it (rounded up to a whole second)
     /// are revoked. Absent or null: now. A future time is refused.
     #[schema(format = DateTime)]
@@ -54,7 +42,7 @@ struct RevokeAllResponse {
         AdminErrors,
         BodyErrors,
     ))]
-async fn revoke_all_sessions(
+pub(crate) async fn revoke_all_sessions(
     state: State,
     caller: Admin,
     body: Body<RevokeAllRequest>,
@@ -62,21 +50,11 @@ async fn revoke_all_sessions(
     let now = state.clock.now();
     let before = session_policy::parse_before(body.0.before.as_deref(), now)
         .map_err(ApiError::invalid_request)?;
-    let (pool, actor) = (state.pool.clone(), caller.0.sub);
-    let outcome = blocking(move || {
-        let mut conn = pool.get().map_err(StoreError::from)?;
-        session_policy::revoke_all(&mut conn, Some(actor), before, now).map_err(StoreError::from)
-    })
-    .await?;
-    // This instance refuses the tokens at once; the others as soon as their
-    // listener reads the log entry.
-    state.revoked.insert_auth_before(
-        outcome.auth_before.timestamp(),
-        now.timestamp() + revocation_horizon(&state.settings),
-    );
-    state
-        .metrics
-        .revoked(REVOKED_ALL, usize::try_from(outcome.revoked).unwrap_or(0));
+    let actor = caller.0.sub;
+    let outcome = state
+        .db(move |conn| session_policy::revoke_all(conn, Some(actor), before, now))
+        .await?;
+    state.remember_signed_out_before(outcome.auth_before, outcome.revoked, now);
     Ok(HttpResponse::Ok().json(RevokeAllResponse {
         revoked: outcome.revoked,
     }))
@@ -84,7 +62,7 @@ async fn revoke_all_sessions(
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-struct StatsQuery {
+pub(crate) struct StatsQuery {
     /// How many hours, the current one last: 1 to 168 (a week); 24 when absent.
     #[param(value_type = Option<i64>, minimum = 1, maximum = 168)]
     hours: Option<String>,
@@ -155,17 +133,16 @@ fn stats_hours(raw: Option<&str>) -> Result<i64, ApiError> {
         (status = 400, body = ErrorBody, description = "invalid_request: hours is not from 1 to 168"),
         AdminErrors,
     ))]
-async fn stats(
+pub(crate) async fn stats(
     state: State,
     _admin: Admin,
     query: web::Query<StatsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let hours = stats_hours(query.hours.as_deref())?;
     let now = state.clock.now();
-    let overview = super::account::with_conn(&state, move |conn| {
-        stats::overview(conn, hours, now).map_err(StoreError::from)
-    })
-    .await?;
+    let overview = state
+        .db(move |conn| stats::overview(conn, hours, now))
+        .await?;
     Ok(HttpResponse::Ok().json(StatsBody::from(overview)))
 }
 

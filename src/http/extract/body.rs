@@ -13,19 +13,20 @@ use crate::error::{ApiError, ErrorCode};
 /// The largest body keyward reads.
 pub const MAX_BODY: usize = 16 * 1024;
 
-pub struct Body<T>(pub T);
+/// A request body read as `T` (see the module).
+pub(crate) struct Body<T>(pub T);
 
 #[derive(Clone, Copy)]
 enum Kind {
     Json,
     Form,
     Other,
-    Missing,
 }
 
 fn kind_of(req: &HttpRequest) -> Kind {
+    // Without a Content-Type only an empty body is read (see `parse`).
     let Some(value) = req.headers().get(CONTENT_TYPE) else {
-        return Kind::Missing;
+        return Kind::Other;
     };
     let Ok(value) = value.to_str() else {
         return Kind::Other;
@@ -111,7 +112,7 @@ fn parse<T: DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Result<T, ApiError> {
         }
         Kind::Form => serde_urlencoded::from_bytes(bytes)
             .map_err(|e| ApiError::invalid_request(format!("The form body is invalid: {e}"))),
-        Kind::Other | Kind::Missing => Err(ApiError::new(
+        Kind::Other => Err(ApiError::new(
             ErrorCode::UnsupportedMediaType,
             "Send the body as application/json or application/x-www-form-urlencoded.",
         )),
@@ -119,7 +120,7 @@ fn parse<T: DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 /// A required text field of a request body: present and not blank.
-pub fn required(value: Option<String>, field: &'static str) -> Result<String, ApiError> {
+pub(crate) fn required(value: Option<String>, field: &'static str) -> Result<String, ApiError> {
     match value {
         Some(v) if !v.is_empty() => Ok(v),
         _ => Err(ApiError::invalid_request(format!("{field} is required"))),
@@ -129,7 +130,7 @@ pub fn required(value: Option<String>, field: &'static str) -> Result<String, Ap
 /// An optional free-text field (a display name, a ban reason): surrounding
 /// blanks trimmed, blank meaning absent, at most `max` characters, and no
 /// control characters.
-pub fn optional_text(
+pub(crate) fn optional_text(
     value: Option<String>,
     field: &'static str,
     max: usize,

@@ -1,62 +1,28 @@
 //! The caller's own account: `GET /auth/sessions`,
 //! `DELETE` and `PATCH /auth/sessions/{id}` and `POST /auth/password`.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
-use diesel::PgConnection;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::auth::Authenticated;
-use super::body::{optional_text, required, Body};
-use super::openapi::{AccessErrors, BodyErrors, ErrorBody};
-use super::routes::resource;
-use super::{blocking, client_ip, hash_slot, no_content, remember_revoked, AppState};
 use crate::db::sessions::SessionRow;
 use crate::domain::device::device_name;
 use crate::domain::Password;
 use crate::error::ApiError;
+use crate::http::doc::{AccessErrors, BodyErrors, ErrorBody};
+use crate::http::extract::body::{optional_text, required};
+use crate::http::extract::{Authenticated, Body, Client, IdInPath};
+use crate::http::{rate_limit, AppState};
 use crate::services::self_service::{self, PasswordChange};
 use crate::services::session_policy;
 
 type State = web::Data<AppState>;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/auth/sessions").route(web::get().to(list_sessions)))
-        .service(
-            resource("/auth/sessions/{id}")
-                .route(web::delete().to(revoke_session))
-                .route(web::patch().to(rename_session)),
-        )
-        .service(resource("/auth/password").route(web::post().to(change_password)));
-}
-
-/// Runs `f` with a pooled connection on the blocking pool.
-pub(super) async fn with_conn<T, E>(
-    state: &AppState,
-    f: impl FnOnce(&mut PgConnection) -> Result<T, E> + Send + 'static,
-) -> Result<T, ApiError>
-where
-    T: Send + 'static,
-    E: Into<ApiError> + Send + 'static,
-{
-    let pool = state.pool.clone();
-    blocking(move || {
-        let mut conn = pool.get().map_err(crate::db::StoreError::from)?;
-        f(&mut conn).map_err(Into::into)
-    })
-    .await
-}
-
-/// An id in the path; anything but a UUID names nothing here.
-pub(super) fn path_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::not_found())
-}
-
 /// A session as its owner and administrators see it.
 #[derive(Serialize, ToSchema)]
-pub(super) struct SessionBody {
+pub(crate) struct SessionBody {
     id: Uuid,
     created_at: DateTime<Utc>,
     last_used_at: DateTime<Utc>,
@@ -110,13 +76,15 @@ struct OwnSessions {
         AccessErrors,
         (status = 503, body = ErrorBody, description = "unavailable (Retry-After)"),
     ))]
-async fn list_sessions(state: State, auth: Authenticated) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn list_sessions(
+    state: State,
+    auth: Authenticated,
+) -> Result<HttpResponse, ApiError> {
     let (user_id, current) = (auth.0.sub, auth.0.sid);
     let now = state.clock.now();
-    let rows = with_conn(&state, move |conn| {
-        self_service::live_sessions(conn, user_id, now)
-    })
-    .await?;
+    let rows = state
+        .db(move |conn| self_service::live_sessions(conn, user_id, now))
+        .await?;
     let sessions = rows
         .into_iter()
         .map(|row| OwnSession {
@@ -138,29 +106,28 @@ async fn list_sessions(state: State, auth: Authenticated) -> Result<HttpResponse
          description = "not_found: no such session among the caller's (another user's included)"),
         (status = 503, body = ErrorBody, description = "unavailable (Retry-After)"),
     ))]
-async fn revoke_session(
+pub(crate) async fn revoke_own_session(
     state: State,
-    req: HttpRequest,
+    client: Client,
     auth: Authenticated,
-    path: web::Path<String>,
+    session: IdInPath,
 ) -> Result<HttpResponse, ApiError> {
-    let session_id = path_id(&path)?;
-    let user_id = auth.0.sub;
-    let now = state.clock.now();
-    let ip = client_ip(&req, &state);
-    let revoked = with_conn(&state, move |conn| {
-        self_service::revoke_own_session(conn, user_id, session_id, ip.as_deref(), now)
-    })
-    .await?;
-    remember_revoked(&state, "revoked_by_user", revoked, now);
-    Ok(no_content())
+    let (user_id, session_id, now) = (auth.0.sub, session.0, state.clock.now());
+    let ip = client.ip;
+    let revoked = state
+        .db(move |conn| {
+            self_service::revoke_own_session(conn, user_id, session_id, ip.as_deref(), now)
+        })
+        .await?;
+    state.remember_revoked("revoked_by_user", revoked, now);
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// The longest session name, in characters.
 const MAX_SESSION_NAME_CHARS: usize = 64;
 
 #[derive(Deserialize, ToSchema)]
-struct RenameRequest {
+pub(crate) struct RenameRequest {
     /// At most 64 characters, without control characters; null or blank
     /// removes the name (the device name shows again).
     #[schema(max_length = 64)]
@@ -182,22 +149,21 @@ struct RenameRequest {
          description = "not_found: no such live session among the caller's (another user's included)"),
         BodyErrors,
     ))]
-async fn rename_session(
+pub(crate) async fn rename_session(
     state: State,
     auth: Authenticated,
-    path: web::Path<String>,
+    session: IdInPath,
     body: Body<RenameRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let session_id = path_id(&path)?;
     let name = optional_text(body.0.name, "name", MAX_SESSION_NAME_CHARS)?;
-    let (user_id, current) = (auth.0.sub, auth.0.sid);
+    let (user_id, current, session_id) = (auth.0.sub, auth.0.sid, session.0);
     let now = state.clock.now();
-    let row = with_conn(&state, move |conn| {
-        session_policy::rename_own_session(conn, user_id, session_id, name.as_deref(), now)
-            .map_err(|e| ApiError::from(crate::db::StoreError::from(e)))
-    })
-    .await?
-    .ok_or_else(ApiError::not_found)?;
+    let row = state
+        .db(move |conn| {
+            session_policy::rename_own_session(conn, user_id, session_id, name.as_deref(), now)
+        })
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     Ok(HttpResponse::Ok().json(OwnSession {
         current: row.id == current,
         session: row.into(),
@@ -205,7 +171,7 @@ async fn rename_session(
 }
 
 #[derive(Deserialize, ToSchema)]
-struct PasswordRequest {
+pub(crate) struct PasswordRequest {
     #[schema(required = true, nullable = false, min_length = 1)]
     current_password: Option<String>,
     /// 8 to 128 characters.
@@ -227,46 +193,34 @@ struct PasswordRequest {
         (status = 429, body = ErrorBody, description = "rate_limited (Retry-After)"),
         BodyErrors,
     ))]
-
-async fn change_password(
+pub(crate) async fn change_password(
     state: State,
-    req: HttpRequest,
+    client: Client,
     auth: Authenticated,
     body: Body<PasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     // A stolen access token must not buy unlimited guesses at the current
     // password: the same per-client budget as login.
-    super::rate_limit::check_client(&state, &req)?;
+    rate_limit::check_client(&state, &client)?;
     let current = required(body.0.current_password, "current_password")?;
-    let new = Password::parse(
-        &required(body.0.new_password, "new_password")?,
-        "new_password",
-    )
-    .map_err(ApiError::invalid_request)?;
-    let now = state.clock.now();
-    let ip = client_ip(&req, &state);
-    let (user_id, session_id) = (auth.0.sub, auth.0.sid);
-    let slot = hash_slot(&state)?;
-    let shared = state.clone();
-    let revoked = blocking(move || {
-        let _slot = slot;
-        let change = PasswordChange {
-            user_id,
-            session_id,
-            current: &current,
-            new: &new,
-            ip: ip.as_deref(),
-        };
-        let (settings, pool) = (&shared.settings, &shared.pool);
-        self_service::change_password(
-            pool,
-            settings.auth.bcrypt_cost,
-            &settings.rate_limit,
-            &change,
-            now,
-        )
-    })
-    .await?;
-    remember_revoked(&state, "password_changed", revoked, now);
-    Ok(no_content())
+    let new = required(body.0.new_password, "new_password")?;
+    let new = Password::parse(&new, "new_password").map_err(ApiError::invalid_request)?;
+    let (now, ip, (user_id, session_id)) = (state.clock.now(), client.ip, (auth.0.sub, auth.0.sid));
+    let shared = state.clone().into_inner();
+    let revoked = state
+        .check_password(move |pool| {
+            let change = PasswordChange {
+                user_id,
+                session_id,
+                current: &current,
+                new: &new,
+                ip: ip.as_deref(),
+            };
+            let settings = &shared.settings;
+            let cost = settings.auth.bcrypt_cost;
+            self_service::change_password(pool, cost, &settings.rate_limit, &change, now)
+        })
+        .await?;
+    state.remember_revoked("password_changed", revoked, now);
+    Ok(HttpResponse::NoContent().finish())
 }

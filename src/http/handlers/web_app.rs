@@ -4,32 +4,20 @@
 //! single-page apps import too, with its TypeScript declarations.
 
 use actix_web::http::header::{self, CacheControl, CacheDirective};
-use actix_web::{web, HttpResponse};
+use actix_web::HttpResponse;
 
-use super::routes::resource;
-
-const INDEX_HTML: &str = include_str!("../web/index.html");
-const APP_JS: &str = include_str!("../web/app.js");
-const OVERVIEW_JS: &str = include_str!("../web/overview.js");
-const SESSION_NAME_JS: &str = include_str!("../web/session_name.js");
-const STYLE_CSS: &str = include_str!("../web/style.css");
-const KEYWARD_JS: &str = include_str!("../web/keyward.js");
-const KEYWARD_D_TS: &str = include_str!("../web/keyward.d.ts");
+const INDEX_HTML: &str = include_str!("../../web/index.html");
+const APP_JS: &str = include_str!("../../web/app.js");
+const OVERVIEW_JS: &str = include_str!("../../web/overview.js");
+const SESSION_NAME_JS: &str = include_str!("../../web/session_name.js");
+const STYLE_CSS: &str = include_str!("../../web/style.css");
+const KEYWARD_JS: &str = include_str!("../../web/keyward.js");
+const KEYWARD_D_TS: &str = include_str!("../../web/keyward.d.ts");
 
 /// No inline scripts or styles, no framing, nothing from elsewhere.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
     style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; \
     base-uri 'none'; form-action 'self'";
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/").route(web::get().to(index)))
-        .service(resource("/app.js").route(web::get().to(app_js)))
-        .service(resource("/overview.js").route(web::get().to(overview_js)))
-        .service(resource("/session_name.js").route(web::get().to(session_name_js)))
-        .service(resource("/style.css").route(web::get().to(style_css)))
-        .service(resource("/keyward.js").route(web::get().to(keyward_js)))
-        .service(resource("/keyward.d.ts").route(web::get().to(keyward_d_ts)));
-}
 
 fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
     HttpResponse::Ok()
@@ -43,35 +31,35 @@ fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
 /// The browser app's page.
 #[utoipa::path(get, path = "/", tag = "browser",
     responses((status = 200, body = String, content_type = "text/html", description = "The app's page")))]
-async fn index() -> HttpResponse {
+pub(crate) async fn index() -> HttpResponse {
     asset("text/html; charset=utf-8", INDEX_HTML)
 }
 
 /// The browser app's script.
 #[utoipa::path(get, path = "/app.js", tag = "browser",
     responses((status = 200, body = String, content_type = "text/javascript", description = "The app's script")))]
-async fn app_js() -> HttpResponse {
+pub(crate) async fn app_js() -> HttpResponse {
     asset("text/javascript; charset=utf-8", APP_JS)
 }
 
 /// The admin panel's overview (a module `app.js` imports).
 #[utoipa::path(get, path = "/overview.js", tag = "browser",
     responses((status = 200, body = String, content_type = "text/javascript", description = "The overview's script")))]
-async fn overview_js() -> HttpResponse {
+pub(crate) async fn overview_js() -> HttpResponse {
     asset("text/javascript; charset=utf-8", OVERVIEW_JS)
 }
 
 /// Renaming one's own session (a module `app.js` imports).
 #[utoipa::path(get, path = "/session_name.js", tag = "browser",
     responses((status = 200, body = String, content_type = "text/javascript", description = "The session-renaming script")))]
-async fn session_name_js() -> HttpResponse {
+pub(crate) async fn session_name_js() -> HttpResponse {
     asset("text/javascript; charset=utf-8", SESSION_NAME_JS)
 }
 
 /// The browser app's style sheet.
 #[utoipa::path(get, path = "/style.css", tag = "browser",
     responses((status = 200, body = String, content_type = "text/css", description = "The app's style sheet")))]
-async fn style_css() -> HttpResponse {
+pub(crate) async fn style_css() -> HttpResponse {
     asset("text/css; charset=utf-8", STYLE_CSS)
 }
 
@@ -81,7 +69,7 @@ async fn style_css() -> HttpResponse {
 #[utoipa::path(get, path = "/keyward.js", tag = "browser",
     responses((status = 200, body = String, content_type = "text/javascript",
                description = "The client module (ES module)")))]
-async fn keyward_js() -> HttpResponse {
+pub(crate) async fn keyward_js() -> HttpResponse {
     asset("text/javascript; charset=utf-8", KEYWARD_JS)
 }
 
@@ -89,6 +77,6 @@ async fn keyward_js() -> HttpResponse {
 #[utoipa::path(get, path = "/keyward.d.ts", tag = "browser",
     responses((status = 200, body = String, content_type = "application/typescript",
                description = "TypeScript declarations of /keyward.js")))]
-async fn keyward_d_ts() -> HttpResponse {
+pub(crate) async fn keyward_d_ts() -> HttpResponse {
     asset("application/typescript; charset=utf-8", KEYWARD_D_TS)
 }

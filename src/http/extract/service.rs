@@ -18,8 +18,8 @@ use actix_web::{web, FromRequest, HttpRequest};
 use base64::Engine;
 use futures_util::future::LocalBoxFuture;
 
-use super::{client_ip, rate_limit, AppState};
 use crate::error::{ApiError, Challenge, ErrorCode};
+use crate::http::{client_addr, rate_limit, AppState};
 use crate::services::service_registry::ServiceIdentity;
 
 /// How long an unknown `client_id` waits for the listener to announce a
@@ -81,7 +81,7 @@ impl ServiceClient {
         state: &web::Data<AppState>,
         form: FormCredentials<'_>,
     ) -> Result<Self, ApiError> {
-        let ip = client_ip(req, state);
+        let ip = client_addr::client_ip(req, &state.proxies);
         let now = state.clock.now();
         rate_limit::count_attempt(&state.service_auth_limit, ip.as_deref(), now)?;
         let (id, secret) = match (basic_credentials(req), form.present()) {

@@ -7,25 +7,19 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::auth::{verify_live_access, AccessRefusal};
-use super::body::Body;
-use super::openapi::{BodyErrors, ErrorBody};
-use super::routes::resource;
-use super::service_client::{FormCredentials, ServiceClient};
-use super::AppState;
 use crate::domain::tokens::AccessClaims;
 use crate::error::{ApiError, ErrorCode};
+use crate::http::doc::{BodyErrors, ErrorBody};
+use crate::http::extract::access::{verify_live_access, AccessRefusal};
+use crate::http::extract::service::FormCredentials;
+use crate::http::extract::{Body, ServiceClient};
+use crate::http::AppState;
 
 type State = web::Data<AppState>;
 
 /// How long a client may cache the discovery document: it changes only
 /// with the configuration.
 const DISCOVERY_MAX_AGE_SECONDS: u32 = 300;
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/.well-known/openid-configuration").route(web::get().to(discovery)))
-        .service(resource("/oauth/introspect").route(web::post().to(introspect)));
-}
 
 /// Where a service finds keyward's keys, introspection and revocation feed.
 #[derive(Serialize, ToSchema)]
@@ -47,7 +41,7 @@ struct Discovery {
 /// absolute, from `server.public_url`.
 #[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "keys",
     responses((status = 200, body = Discovery, description = "The discovery document")))]
-async fn discovery(state: State) -> HttpResponse {
+pub(crate) async fn discovery(state: State) -> HttpResponse {
     let base = &state.public_url;
     HttpResponse::Ok()
         .insert_header(CacheControl(vec![
@@ -66,7 +60,7 @@ async fn discovery(state: State) -> HttpResponse {
 }
 
 #[derive(Deserialize, ToSchema)]
-struct IntrospectionRequest {
+pub(crate) struct IntrospectionRequest {
     /// The token to look at; anything but a live access token of this
     /// keyward is `{"active": false}`.
     #[schema(required = true, nullable = false)]
@@ -155,7 +149,7 @@ enum Introspection {
          description = "rate_limited: too many failed credentials from this address (Retry-After)"),
         BodyErrors,
     ))]
-async fn introspect(
+pub(crate) async fn introspect(
     state: State,
     req: HttpRequest,
     body: Body<IntrospectionRequest>,

@@ -1,0 +1,418 @@
+//! Signing in and out (API.md section 3): register, login, refresh,
+//! logout, and the token's own view of the caller (`/api/me`,
+//! `/restricted`).
+
+use actix_web::http::header::{self, CacheControl, CacheDirective};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use futures_util::future::LocalBoxFuture;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::domain::{Password, Username};
+use crate::error::{ApiError, ErrorCode};
+use crate::http::browser;
+use crate::http::doc::{BodyErrors, ErrorBody};
+use crate::http::extract::access::{bearer_token, verify_access_and_kid, verify_refresh};
+use crate::http::extract::body::{optional_text, required};
+use crate::http::extract::presented_refresh::RefreshRequest;
+use crate::http::extract::{Authenticated, Body, Client, PresentedRefresh};
+use crate::http::rate_limit;
+use crate::http::AppState;
+use crate::services::accounts::{self, LoginAttempt};
+use crate::services::refresh::{self, RefreshError};
+use crate::services::sessions::{self, LogoutToken, Scope};
+use crate::services::{TokenPair, UserSummary};
+
+/// The longest display name, in characters.
+const MAX_NAME_CHARS: usize = 100;
+
+type State = web::Data<AppState>;
+
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct RegisterRequest {
+    /// 3 to 32 of `A-Z a-z 0-9 _ . -`, unique without regard to case.
+    #[schema(
+        required = true,
+        nullable = false,
+        min_length = 3,
+        max_length = 32,
+        pattern = "^[A-Za-z0-9_.-]{3,32}$"
+    )]
+    pub(super) username: Option<String>,
+    /// 8 to 128 characters.
+    #[schema(required = true, nullable = false, min_length = 8, max_length = 128)]
+    pub(super) password: Option<String>,
+    /// A display name of at most 100 characters, without control
+    /// characters; blank means none.
+    #[schema(max_length = 100, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub(super) name: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct UserCreated {
+    id: Uuid,
+    username: String,
+    name: Option<String>,
+    admin: bool,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Creates an account.
+#[utoipa::path(post, path = "/auth/register", tag = "auth",
+    request_body(content(
+        (RegisterRequest = "application/json"),
+        (RegisterRequest = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 201, body = UserCreated, description = "Created"),
+        (status = 400, body = ErrorBody, description = "invalid_request: a field is missing or malformed"),
+        (status = 403, body = ErrorBody, description = "forbidden: registration is closed"),
+        (status = 409, body = ErrorBody, description = "conflict: the username is taken"),
+        (status = 429, body = ErrorBody, description = "rate_limited (Retry-After)"),
+        BodyErrors,
+    ))]
+pub(crate) async fn register(
+    state: State,
+    client: Client,
+    body: Body<RegisterRequest>,
+) -> Result<HttpResponse, ApiError> {
+    rate_limit::check_client(&state, &client)?;
+    if !state.settings.auth.allow_registration {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "Registration is closed.",
+        ));
+    }
+    create_user(&state, body.0, false).await
+}
+
+/// Creates an account from a registration's fields: `201` with the user.
+pub(crate) async fn create_user(
+    state: &AppState,
+    req: RegisterRequest,
+    admin: bool,
+) -> Result<HttpResponse, ApiError> {
+    let username =
+        Username::parse(&required(req.username, "username")?).map_err(ApiError::invalid_request)?;
+    let password = Password::parse(&required(req.password, "password")?, "password")
+        .map_err(ApiError::invalid_request)?;
+    let name = optional_text(req.name, "name", MAX_NAME_CHARS)?;
+    let (cost, now) = (state.settings.auth.bcrypt_cost, state.clock.now());
+    let user = state
+        .check_password(move |pool| {
+            accounts::register(
+                pool,
+                &username,
+                &password,
+                name.as_deref(),
+                admin,
+                cost,
+                now,
+            )
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(UserCreated {
+        id: user.id,
+        username: user.username,
+        name: user.name,
+        admin: user.admin,
+        created_at: user.created_at,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct LoginRequest {
+    #[schema(required = true, nullable = false, min_length = 1)]
+    username: Option<String>,
+    #[schema(required = true, nullable = false, min_length = 1)]
+    password: Option<String>,
+}
+
+/// Signs in: a new session and its token pair. With `X-Keyward-Client: spa`
+/// the refresh token goes into the `keyward_refresh` cookie instead.
+#[utoipa::path(post, path = "/auth/login", tag = "auth",
+    request_body(content(
+        (LoginRequest = "application/json"),
+        (LoginRequest = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, body = TokenPairBody, description = "A token pair (Cache-Control: no-store)"),
+        (status = 400, body = ErrorBody, description = "invalid_request: a field is missing"),
+        (status = 401, body = ErrorBody, description = "invalid_credentials"),
+        (status = 403, body = ErrorBody, description = "user_banned"),
+        (status = 429, body = ErrorBody, description = "rate_limited (Retry-After)"),
+        BodyErrors,
+    ))]
+pub(crate) async fn login(
+    state: State,
+    client: Client,
+    body: Body<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    rate_limit::check_client(&state, &client)?;
+    let username = required(body.0.username, "username")?;
+    let password = required(body.0.password, "password")?;
+    let shared = state.clone().into_inner();
+    let (agent, ip) = (client.user_agent.clone(), client.ip.clone());
+    let pair = state
+        .check_password(move |pool| {
+            let attempt = LoginAttempt {
+                username: &username,
+                password: &password,
+                user_agent: agent.as_deref(),
+                ip: ip.as_deref(),
+            };
+            let (tokens, settings) = (&shared.tokens, &shared.settings);
+            accounts::login(
+                pool,
+                tokens,
+                settings,
+                &shared.dummy_hash,
+                &attempt,
+                shared.clock.now(),
+            )
+        })
+        .await;
+    state.metrics.login(&pair);
+    let mut pair = pair?;
+    let superseded = std::mem::take(&mut pair.superseded);
+    state.remember_revoked("session_limit", superseded, state.clock.now());
+    Ok(token_response(&state, &client, pair))
+}
+
+/// Rotates a refresh token: a new pair. A replayed token revokes its session.
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth",
+    request_body(content(
+        (Option<RefreshRequest> = "application/json"),
+        (Option<RefreshRequest> = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, body = TokenPairBody, description = "A token pair (Cache-Control: no-store)"),
+        (status = 400, body = ErrorBody, description = "invalid_request: malformed body"),
+        (status = 401, body = ErrorBody,
+         description = "invalid_token, token_expired, token_reused or session_revoked"),
+        (status = 403, body = ErrorBody, description = "user_banned, or forbidden (browser origin)"),
+        (status = 429, body = ErrorBody, description = "rate_limited: this session refreshes too often (Retry-After)"),
+        BodyErrors,
+    ))]
+pub(crate) async fn refresh_pair(
+    state: State,
+    client: Client,
+    presented: PresentedRefresh,
+) -> Result<HttpResponse, ApiError> {
+    let claims = verify_refresh(&state, &presented.required()?).await?;
+    rate_limit::check_session(&state, claims.sid)?;
+    let (now, session) = (state.clock.now(), claims.sid);
+    let (shared, ip) = (state.clone().into_inner(), client.ip.clone());
+    let outcome = state
+        .db(move |conn| {
+            let (tokens, settings) = (&shared.tokens, &shared.settings);
+            refresh::refresh(conn, tokens, settings, &claims, ip.as_deref(), now)
+        })
+        .await;
+    if let Err(RefreshError::Reused) = outcome {
+        // Refuse the session's access tokens here at once; the other
+        // instances hear of it through the database.
+        state.metrics.reuse_detected();
+        state.remember_revoked("reuse_detected", vec![session], now);
+    }
+    let outcome = outcome.map_err(ApiError::from);
+    state.metrics.refresh(&outcome);
+    Ok(token_response(&state, &client, outcome?))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct LogoutQuery {
+    /// `this` (the default), `all` or `others`.
+    #[param(pattern = "^(|this|current|all|others)$")]
+    scope: Option<String>,
+}
+
+/// `?scope=` of a logout, parsed before the body is read.
+pub(crate) struct LogoutScope(Scope);
+
+impl FromRequest for LogoutScope {
+    // A malformed query string is already the contract's error (see the
+    // `QueryConfig` in `startup`).
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let query = web::Query::<LogoutQuery>::from_request(req, payload);
+        Box::pin(async move {
+            let query = query.await?;
+            let scope = Scope::parse(query.scope.as_deref()).map_err(ApiError::invalid_request)?;
+            Ok(Self(scope))
+        })
+    }
+}
+
+/// Ends this session (or all, or all others) with a refresh token in the body
+/// or cookie, or a Bearer access token.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth",
+    params(LogoutQuery),
+    request_body(content(
+        (Option<RefreshRequest> = "application/json"),
+        (Option<RefreshRequest> = "application/x-www-form-urlencoded"))),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 400, body = ErrorBody, description = "invalid_request: unknown scope"),
+        (status = 401, body = ErrorBody, description = "invalid_token or token_expired"),
+        (status = 403, body = ErrorBody, description = "forbidden (browser origin)"),
+        BodyErrors,
+    ))]
+pub(crate) async fn logout(
+    state: State,
+    req: HttpRequest,
+    client: Client,
+    scope: LogoutScope,
+    presented: PresentedRefresh,
+) -> Result<HttpResponse, ApiError> {
+    let token = logout_token(&state, &req, presented).await?;
+    let (now, grace) = (state.clock.now(), state.settings.auth.reuse_grace_seconds);
+    let ip = client.ip;
+    let revoked = state
+        .db(move |conn| sessions::logout(conn, token, scope.0, grace, ip.as_deref(), now))
+        .await?;
+    state.remember_revoked("logout", revoked, now);
+    let mut response = HttpResponse::NoContent();
+    if client.browser {
+        response.cookie(browser::cleared_cookie(&state.settings));
+    }
+    Ok(response.finish())
+}
+
+/// The token a logout came with: the presented refresh token, else the
+/// Bearer access token.
+async fn logout_token(
+    state: &State,
+    req: &HttpRequest,
+    presented: PresentedRefresh,
+) -> Result<LogoutToken, ApiError> {
+    if let Some(token) = presented.0 {
+        let c = verify_refresh(state, &token).await?;
+        return Ok(LogoutToken {
+            user_id: c.sub,
+            session_id: c.sid,
+            refresh_jti: Some(c.jti),
+            refused: false,
+        });
+    }
+    let token = bearer_token(req).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidToken,
+            "A refresh token or a Bearer access token is required.",
+        )
+    })?;
+    let (c, kid) = verify_access_and_kid(state, token).await?;
+    Ok(LogoutToken {
+        user_id: c.sub,
+        session_id: c.sid,
+        refresh_jti: None,
+        refused: state.revoked.refuses(&c.sid, c.auth_time, kid.as_deref()),
+    })
+}
+
+#[derive(Serialize, ToSchema)]
+struct Me {
+    id: Uuid,
+    username: String,
+    name: Option<String>,
+    admin: bool,
+    session_id: Uuid,
+}
+
+/// Who the access token says the caller is.
+#[utoipa::path(get, path = "/api/me", tag = "account", security(("bearer" = [])),
+    responses(
+        (status = 200, body = Me, description = "From the token alone"),
+        (status = 401, body = ErrorBody,
+         description = "invalid_token, token_expired or session_revoked (WWW-Authenticate)"),
+    ))]
+pub(crate) async fn me(auth: Authenticated) -> HttpResponse {
+    let c = auth.0;
+    HttpResponse::Ok().json(Me {
+        id: c.sub,
+        username: c.username,
+        name: c.name,
+        admin: c.admin,
+        session_id: c.sid,
+    })
+}
+
+/// The tutorial's greeting.
+#[utoipa::path(get, path = "/restricted", tag = "account", security(("bearer" = [])),
+    responses(
+        (status = 200, body = String, content_type = "text/plain", description = "Welcome <name>!"),
+        (status = 401, body = ErrorBody,
+         description = "invalid_token, token_expired or session_revoked (WWW-Authenticate)"),
+    ))]
+pub(crate) async fn restricted(auth: Authenticated) -> HttpResponse {
+    let c = auth.0;
+    let name = c.name.unwrap_or(c.username);
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(format!("Welcome {name}!"))
+}
+
+#[derive(Serialize, ToSchema)]
+struct TokenPairBody<'a> {
+    access_token: &'a str,
+    /// Absent in browser mode (`X-Keyward-Client: spa`): then it is the
+    /// `keyward_refresh` cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    refresh_token: Option<&'a str>,
+    #[schema(example = "Bearer")]
+    token_type: &'static str,
+    expires_in: i64,
+    refresh_expires_in: i64,
+    session_id: Uuid,
+    user: &'a UserSummaryBody,
+}
+
+#[derive(Serialize, ToSchema)]
+struct UserSummaryBody {
+    id: Uuid,
+    username: String,
+    name: Option<String>,
+    admin: bool,
+}
+
+impl From<UserSummary> for UserSummaryBody {
+    fn from(u: UserSummary) -> Self {
+        Self {
+            id: u.id,
+            username: u.username,
+            name: u.name,
+            admin: u.admin,
+        }
+    }
+}
+
+/// The token pair answer; in browser mode the refresh token goes into the
+/// `HttpOnly` cookie instead of the body.
+fn token_response(state: &AppState, client: &Client, pair: TokenPair) -> HttpResponse {
+    let browser_mode = client.browser;
+    let user = UserSummaryBody::from(pair.user);
+    let body = TokenPairBody {
+        access_token: &pair.access_token,
+        refresh_token: (!browser_mode).then_some(pair.refresh_token.as_str()),
+        token_type: "Bearer",
+        expires_in: pair.expires_in,
+        refresh_expires_in: pair.refresh_expires_in,
+        session_id: pair.session_id,
+        user: &user,
+    };
+    let mut response = HttpResponse::Ok();
+    response
+        .insert_header(CacheControl(vec![CacheDirective::NoStore]))
+        .insert_header((header::PRAGMA, "no-cache"));
+    if browser_mode {
+        response.cookie(browser::refresh_cookie_for(
+            &pair.refresh_token,
+            pair.refresh_expires_in,
+            &state.settings,
+        ));
+    }
+    response.json(body)
+}
