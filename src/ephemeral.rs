@@ -46,7 +46,7 @@ struct ReadyLine {
 
 /// Runs an ephemeral instance until it is told to stop. `port_configured`:
 /// whether `server.port` was set (otherwise a free port is picked).
-pub fn serve(mut settings: Settings, port_configured: bool) -> Result<(), String> {
+pub(crate) fn serve(mut settings: Settings, port_configured: bool) -> Result<(), String> {
     let host = loopback_host(&settings.server.host)?;
     throw_away_settings(&mut settings, port_configured);
     actix_web::rt::System::new().block_on(async move {

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 /// The stable error codes of the contract (API.md section 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
+pub(crate) enum ErrorCode {
     InvalidRequest,
     InvalidCredentials,
     InvalidToken,
@@ -32,7 +32,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::InvalidRequest => "invalid_request",
             Self::InvalidCredentials => "invalid_credentials",
@@ -54,7 +54,7 @@ impl ErrorCode {
         }
     }
 
-    pub fn status(self) -> StatusCode {
+    pub(crate) fn status(self) -> StatusCode {
         match self {
             Self::InvalidRequest => StatusCode::BAD_REQUEST,
             Self::InvalidCredentials
@@ -78,7 +78,7 @@ impl ErrorCode {
 
 /// How a `401` on a Bearer-protected route challenges the client (RFC 6750).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Challenge {
+pub(crate) enum Challenge {
     None,
     /// No token was presented.
     Bearer,
@@ -89,7 +89,7 @@ pub enum Challenge {
 }
 
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     pub code: ErrorCode,
     pub message: Cow<'static, str>,
     pub challenge: Challenge,
@@ -103,7 +103,7 @@ struct ErrorBody<'a> {
 }
 
 impl ApiError {
-    pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -112,22 +112,22 @@ impl ApiError {
         }
     }
 
-    pub fn invalid_request(message: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn invalid_request(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::InvalidRequest, message)
     }
 
-    pub fn not_found() -> Self {
+    pub(crate) fn not_found() -> Self {
         Self::new(ErrorCode::NotFound, "There is nothing here.")
     }
 
-    pub fn method_not_allowed() -> Self {
+    pub(crate) fn method_not_allowed() -> Self {
         Self::new(
             ErrorCode::MethodNotAllowed,
             "This route does not accept that method.",
         )
     }
 
-    pub fn unavailable() -> Self {
+    pub(crate) fn unavailable() -> Self {
         Self::new(
             ErrorCode::Unavailable,
             "The database cannot be reached right now; try again shortly.",
@@ -137,7 +137,7 @@ impl ApiError {
 
     /// `503 unavailable`: every place in the queue for bcrypt is taken
     /// (`auth.max_pending_hashes`).
-    pub fn busy_hashing() -> Self {
+    pub(crate) fn busy_hashing() -> Self {
         Self::new(
             ErrorCode::Unavailable,
             "Too many password checks are waiting; try again shortly.",
@@ -146,17 +146,17 @@ impl ApiError {
     }
 
     /// Logs the cause and answers `500 internal` without it.
-    pub fn internal(cause: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(cause: impl std::fmt::Display) -> Self {
         log::error!("internal error: {cause}");
         Self::new(ErrorCode::Internal, "Something went wrong on our side.")
     }
 
-    pub fn with_challenge(mut self, challenge: Challenge) -> Self {
+    pub(crate) fn with_challenge(mut self, challenge: Challenge) -> Self {
         self.challenge = challenge;
         self
     }
 
-    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+    pub(crate) fn with_retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds.max(1));
         self
     }

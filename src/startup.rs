@@ -134,7 +134,6 @@ impl Application {
             refresh_limit: http::rate_limit::RateLimiter::per_session(&settings.rate_limit),
             proxies,
             hash_slots: crate::domain::bcrypt_threads::HashSlots::new(max_pending_hashes),
-            ephemeral: mode == Mode::Ephemeral,
             openapi: openapi_json(mode == Mode::Ephemeral)?,
         });
 

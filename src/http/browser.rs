@@ -9,12 +9,12 @@ use actix_web::HttpRequest;
 use crate::config::Settings;
 use crate::error::{ApiError, ErrorCode};
 
-pub const CLIENT_HEADER: &str = "x-keyward-client";
-pub const COOKIE_NAME: &str = "keyward_refresh";
+pub(crate) const CLIENT_HEADER: &str = "x-keyward-client";
+pub(crate) const COOKIE_NAME: &str = "keyward_refresh";
 const COOKIE_PATH: &str = "/auth";
 
 /// Whether the request asks for browser mode.
-pub fn is_browser(req: &HttpRequest) -> bool {
+pub(crate) fn is_browser(req: &HttpRequest) -> bool {
     req.headers()
         .get(CLIENT_HEADER)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"spa"))
@@ -22,7 +22,7 @@ pub fn is_browser(req: &HttpRequest) -> bool {
 
 /// The refresh cookie, read only in browser mode (a cross-site form cannot
 /// set the header).
-pub fn refresh_cookie(req: &HttpRequest) -> Option<String> {
+pub(crate) fn refresh_cookie(req: &HttpRequest) -> Option<String> {
     if !is_browser(req) {
         return None;
     }
@@ -33,7 +33,7 @@ pub fn refresh_cookie(req: &HttpRequest) -> Option<String> {
 
 /// Refuses a browser-mode request from an origin other than the server's own
 /// or one of `cors.allowed_origins`.
-pub fn check_origin(req: &HttpRequest, settings: &Settings) -> Result<(), ApiError> {
+pub(crate) fn check_origin(req: &HttpRequest, settings: &Settings) -> Result<(), ApiError> {
     let Some(origin) = req.headers().get(ORIGIN) else {
         return Ok(());
     };
@@ -47,7 +47,7 @@ pub fn check_origin(req: &HttpRequest, settings: &Settings) -> Result<(), ApiErr
     }
 }
 
-pub fn origin_allowed(
+pub(crate) fn origin_allowed(
     origin: &HeaderValue,
     host: Option<&HeaderValue>,
     settings: &Settings,
@@ -68,7 +68,7 @@ pub fn origin_allowed(
 
 /// Whether `origin` is one of `cors.allowed_origins` (letter case and a
 /// trailing slash in the settings do not matter; `*` matches nothing).
-pub fn is_listed_origin(origin: &HeaderValue, settings: &Settings) -> bool {
+pub(crate) fn is_listed_origin(origin: &HeaderValue, settings: &Settings) -> bool {
     let Ok(origin) = origin.to_str() else {
         return false;
     };
@@ -81,7 +81,11 @@ pub fn is_listed_origin(origin: &HeaderValue, settings: &Settings) -> bool {
 }
 
 /// The cookie that carries a refresh token for `max_age` seconds.
-pub fn refresh_cookie_for(token: &str, max_age: i64, settings: &Settings) -> Cookie<'static> {
+pub(crate) fn refresh_cookie_for(
+    token: &str,
+    max_age: i64,
+    settings: &Settings,
+) -> Cookie<'static> {
     Cookie::build(COOKIE_NAME, token.to_string())
         .path(COOKIE_PATH)
         .http_only(true)
@@ -92,7 +96,7 @@ pub fn refresh_cookie_for(token: &str, max_age: i64, settings: &Settings) -> Coo
 }
 
 /// The cookie that clears the refresh token.
-pub fn cleared_cookie(settings: &Settings) -> Cookie<'static> {
+pub(crate) fn cleared_cookie(settings: &Settings) -> Cookie<'static> {
     let mut cookie = refresh_cookie_for("", 0, settings);
     cookie.make_removal();
     cookie

@@ -17,7 +17,7 @@ use ipnet::IpNet;
 
 /// Whom `X-Forwarded-For` is believed from.
 #[derive(Debug, Clone, Default)]
-pub struct ProxyTrust {
+pub(crate) struct ProxyTrust {
     /// `server.trust_proxy`: without it the header is ignored.
     enabled: bool,
     /// `server.trusted_proxies`.
@@ -29,7 +29,7 @@ pub struct ProxyTrust {
 const MAX_HOPS: usize = 32;
 
 impl ProxyTrust {
-    pub fn new(enabled: bool, proxies: Vec<IpNet>) -> Self {
+    pub(crate) fn new(enabled: bool, proxies: Vec<IpNet>) -> Self {
         Self { enabled, proxies }
     }
 
@@ -40,7 +40,7 @@ impl ProxyTrust {
     /// The client of a request that came from `peer` carrying these
     /// `X-Forwarded-For` header values (in the order received; `None` for a
     /// value that is not visible ASCII).
-    pub fn client<'a>(
+    pub(crate) fn client<'a>(
         &self,
         peer: IpAddr,
         forwarded: impl DoubleEndedIterator<Item = Option<&'a str>>,
@@ -99,7 +99,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
 
 /// The request's client address as stored in sessions and events: always
 /// an address keyward has parsed, never the header's own text.
-pub fn client_ip(req: &HttpRequest, trust: &ProxyTrust) -> Option<String> {
+pub(crate) fn client_ip(req: &HttpRequest, trust: &ProxyTrust) -> Option<String> {
     let peer = req.peer_addr()?.ip();
     let forwarded = req
         .headers()

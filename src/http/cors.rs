@@ -24,12 +24,12 @@ const PREFLIGHT_MAX_AGE_SECONDS: usize = 600;
 
 /// The CORS policy for `cors.allowed_origins`; wrap it inside the middleware
 /// that adds the common headers, so its refusals carry them too.
-pub struct CorsPolicy {
+pub(crate) struct CorsPolicy {
     settings: Arc<Settings>,
 }
 
 impl CorsPolicy {
-    pub fn new(settings: Arc<Settings>) -> Self {
+    pub(crate) fn new(settings: Arc<Settings>) -> Self {
         Self { settings }
     }
 
@@ -78,7 +78,7 @@ where
     }
 }
 
-pub struct CorsPolicyMiddleware<S> {
+pub(crate) struct CorsPolicyMiddleware<S> {
     service: Rc<S>,
 }
 

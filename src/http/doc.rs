@@ -10,7 +10,7 @@ use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 /// writes it; a unit test below keeps the two in step.
 #[derive(ToSchema)]
 #[allow(dead_code)] // Only described, never built: `ApiError` writes the body.
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     /// The stable error code, e.g. `invalid_token`.
     error: String,
     /// A sentence for a person; never a cause.
@@ -20,7 +20,7 @@ pub struct ErrorBody {
 /// What every route that reads a body may answer besides its own outcomes.
 #[derive(IntoResponses)]
 #[allow(dead_code)] // Only described, never built.
-pub enum BodyErrors {
+pub(crate) enum BodyErrors {
     /// payload_too_large: the body is over 16 KiB
     #[response(status = 413)]
     TooLarge(ErrorBody),
@@ -38,7 +38,7 @@ pub enum BodyErrors {
 /// outcomes.
 #[derive(IntoResponses)]
 #[allow(dead_code)] // Only described, never built.
-pub enum AccessErrors {
+pub(crate) enum AccessErrors {
     /// invalid_token, token_expired or session_revoked (WWW-Authenticate)
     #[response(status = 401)]
     Unauthorized(ErrorBody),
@@ -48,7 +48,7 @@ pub enum AccessErrors {
 /// administrator flag and the ban are read from the database at each call.
 #[derive(IntoResponses)]
 #[allow(dead_code)] // Only described, never built.
-pub enum AdminErrors {
+pub(crate) enum AdminErrors {
     /// invalid_token, token_expired or session_revoked (WWW-Authenticate)
     #[response(status = 401)]
     Unauthorized(ErrorBody),
@@ -71,7 +71,7 @@ pub enum AdminErrors {
     ),
     components(schemas(ErrorBody))
 )]
-pub struct ApiDoc;
+pub(crate) struct ApiDoc;
 
 /// The `bearer` scheme the access-token routes name.
 pub(crate) struct BearerScheme;

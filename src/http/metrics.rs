@@ -26,14 +26,14 @@ use super::AppState;
 use crate::error::ApiError;
 
 /// How stale the live-session count may be, in seconds.
-pub const LIVE_SESSIONS_EVERY: i64 = 10;
+pub(crate) const LIVE_SESSIONS_EVERY: i64 = 10;
 
 /// How long a scrape waits for a pool connection to count sessions: a busy
 /// pool must not hold up `/metrics`, which matters most at such times.
 const COUNT_CHECKOUT_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Every metric keyward exports.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
@@ -60,7 +60,7 @@ fn register<C: prometheus::core::Collector + Clone + 'static>(
 }
 
 impl Metrics {
-    pub fn new() -> Result<Self, prometheus::Error> {
+    pub(crate) fn new() -> Result<Self, prometheus::Error> {
         let r = Registry::new();
         Ok(Self {
             requests: register(
@@ -179,14 +179,14 @@ impl Metrics {
     }
 
     /// Counts a login attempt's outcome.
-    pub fn login<T>(&self, result: &Result<T, ApiError>) {
+    pub(crate) fn login<T>(&self, result: &Result<T, ApiError>) {
         self.logins
             .with_label_values(&[Self::outcome(result)])
             .inc();
     }
 
     /// Counts a refresh's outcome.
-    pub fn refresh<T>(&self, result: &Result<T, ApiError>) {
+    pub(crate) fn refresh<T>(&self, result: &Result<T, ApiError>) {
         self.refreshes
             .with_label_values(&[Self::outcome(result)])
             .inc();
@@ -194,13 +194,13 @@ impl Metrics {
 
     /// Counts a replayed refresh token (the revocation it causes is counted
     /// where it is remembered).
-    pub fn reuse_detected(&self) {
+    pub(crate) fn reuse_detected(&self) {
         self.reuse_detections.inc();
     }
 
     /// Counts `count` sessions revoked for `reason` (a fixed word such as
     /// `logout`, `admin`, `password_changed`).
-    pub fn revoked(&self, reason: &'static str, count: usize) {
+    pub(crate) fn revoked(&self, reason: &'static str, count: usize) {
         if count > 0 {
             self.revocations
                 .with_label_values(&[reason])
@@ -248,7 +248,7 @@ fn method_label(method: &Method) -> &'static str {
 
 /// The middleware (`from_fn(metrics::track)`): counts every request by the
 /// route pattern that matched, and times it.
-pub async fn track(
+pub(crate) async fn track(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {

@@ -14,5 +14,5 @@ mod routes;
 mod state;
 pub(crate) mod table;
 
-pub use routes::{configure, document};
+pub(crate) use routes::{configure, document};
 pub use state::AppState;

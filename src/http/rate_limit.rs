@@ -39,7 +39,7 @@ const PRUNE_EVERY: u32 = 4096;
 /// Who is counted: an IPv4 address, an IPv6 /64, or the raw text of an
 /// address that did not parse (a forwarded header, say).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum ClientKey {
+pub(crate) enum ClientKey {
     V4(u32),
     V6Prefix(u64),
     Other(String),
@@ -79,7 +79,7 @@ struct Buckets<K> {
 
 /// The outcome of one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     Allowed,
     /// Refused; a token will be back in this many whole seconds.
     Limited {
@@ -88,7 +88,7 @@ pub enum Decision {
 }
 
 /// Token buckets keyed by client (or by session).
-pub struct RateLimiter<K = ClientKey> {
+pub(crate) struct RateLimiter<K = ClientKey> {
     enabled: bool,
     capacity: f64,
     per_us: f64,
@@ -97,7 +97,7 @@ pub struct RateLimiter<K = ClientKey> {
 }
 
 impl RateLimiter<ClientKey> {
-    pub fn new(settings: &RateLimitSettings) -> Self {
+    pub(crate) fn new(settings: &RateLimitSettings) -> Self {
         Self::with_capacity(settings, MAX_CLIENTS)
     }
 
@@ -106,7 +106,7 @@ impl RateLimiter<ClientKey> {
     }
 
     /// Takes one token for `ip` at `now`, or says how long to wait.
-    pub fn check(&self, ip: Option<&str>, now: DateTime<Utc>) -> Decision {
+    pub(crate) fn check(&self, ip: Option<&str>, now: DateTime<Utc>) -> Decision {
         if !self.enabled {
             return Decision::Allowed;
         }
@@ -115,7 +115,7 @@ impl RateLimiter<ClientKey> {
 
     /// Gives back the token an attempt took, for attempts that count only
     /// when they fail (a service's credentials: see `service_client`).
-    pub fn refund(&self, ip: Option<&str>) {
+    pub(crate) fn refund(&self, ip: Option<&str>) {
         if !self.enabled {
             return;
         }
@@ -129,7 +129,7 @@ impl RateLimiter<ClientKey> {
 
 impl RateLimiter<Uuid> {
     /// `rate_limit.refresh_per_session_per_minute`, keyed by session id.
-    pub fn per_session(settings: &RateLimitSettings) -> Self {
+    pub(crate) fn per_session(settings: &RateLimitSettings) -> Self {
         Self::build(
             settings.enabled,
             settings.refresh_per_session_per_minute,
@@ -155,7 +155,7 @@ impl<K: Hash + Eq> RateLimiter<K> {
     }
 
     /// Takes one token for `key` at `now`, or says how long to wait.
-    pub fn check_key(&self, key: K, now: DateTime<Utc>) -> Decision {
+    pub(crate) fn check_key(&self, key: K, now: DateTime<Utc>) -> Decision {
         if !self.enabled {
             return Decision::Allowed;
         }
@@ -212,7 +212,8 @@ impl<K: Hash + Eq> RateLimiter<K> {
     }
 
     /// How many clients are tracked now.
-    pub fn tracked(&self) -> usize {
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
         self.buckets
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -229,7 +230,7 @@ pub(crate) fn check_client(state: &AppState, client: &Client) -> Result<(), ApiE
 
 /// Takes one of `ip`'s tokens from `limiter`, or answers `429 rate_limited`
 /// with `Retry-After`.
-pub fn count_attempt(
+pub(crate) fn count_attempt(
     limiter: &RateLimiter,
     ip: Option<&str>,
     now: DateTime<Utc>,
@@ -248,7 +249,7 @@ pub fn count_attempt(
 /// when the session has spent its budget. Called once the refresh token's
 /// signature is verified, so that only a holder of the session's tokens
 /// spends its budget.
-pub fn check_session(state: &AppState, session: Uuid) -> Result<(), ApiError> {
+pub(crate) fn check_session(state: &AppState, session: Uuid) -> Result<(), ApiError> {
     match state.refresh_limit.check_key(session, state.clock.now()) {
         Decision::Allowed => Ok(()),
         Decision::Limited { retry_after } => Err(ApiError::new(

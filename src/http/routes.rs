@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::doc::{ApiDoc, BearerScheme, OptionalBodies, ServiceScheme};
 use super::handlers::{
-    account, admin, auth, ephemeral, feed, introspection, policy, service, web_app,
+    account, admin, auth, ephemeral, feed, introspection, policy, register, service, web_app,
 };
 use super::table::{self, route, Route};
 
@@ -17,7 +17,7 @@ use super::table::{self, route, Route};
 const ROUTES: &[Route] = &[
     route!(service::health),
     route!(service::ready),
-    route!(auth::register),
+    route!(register::register),
     route!(auth::login, alias = "/login"),
     route!(auth::refresh_pair, alias = "/token"),
     route!(auth::logout),
@@ -62,7 +62,7 @@ const EPHEMERAL_ROUTES: &[Route] = &[
 
 /// Registers every route (the ephemeral ones too in that mode); unknown
 /// routes and methods get JSON errors too (see `table`).
-pub fn configure(cfg: &mut web::ServiceConfig, ephemeral: bool) {
+pub(crate) fn configure(cfg: &mut web::ServiceConfig, ephemeral: bool) {
     table::register(cfg, ROUTES);
     if ephemeral {
         table::register(cfg, EPHEMERAL_ROUTES);
@@ -70,7 +70,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, ephemeral: bool) {
 }
 
 /// The OpenAPI document of the routes [`configure`] registers.
-pub fn document(ephemeral: bool) -> Document {
+pub(crate) fn document(ephemeral: bool) -> Document {
     let mut doc = ApiDoc::openapi();
     table::describe(&mut doc, ROUTES);
     if ephemeral {

@@ -37,37 +37,35 @@ pub struct AppState {
     pub listener: Arc<ListenerStatus>,
     pub clock: Clock,
     /// Verified against for unknown usernames (see `services::accounts`).
-    pub dummy_hash: Arc<str>,
+    pub(crate) dummy_hash: Arc<str>,
     /// This instance's Prometheus registry (`/metrics`).
-    pub metrics: Metrics,
+    pub(crate) metrics: Metrics,
     /// The per-client-IP limit on login and register (this instance only).
-    pub rate_limit: RateLimiter,
+    pub(crate) rate_limit: RateLimiter,
     /// The services whose credentials introspection and the revocation
     /// feed accept (section 7), kept current by the listener.
     pub services: Arc<ServiceRegistry>,
     /// The per-client-IP limit on failed service credentials (this
     /// instance only; see `extract::service`).
-    pub service_auth_limit: RateLimiter,
+    pub(crate) service_auth_limit: RateLimiter,
     /// `server.public_url`, or `http://<host>:<port>` as bound: the base of
     /// the discovery document's URLs, without a trailing `/`.
-    pub public_url: String,
+    pub(crate) public_url: String,
     /// The per-session limit on refreshes (this instance only).
-    pub refresh_limit: RateLimiter<Uuid>,
+    pub(crate) refresh_limit: RateLimiter<Uuid>,
     /// Whose `X-Forwarded-For` is believed.
-    pub proxies: ProxyTrust,
+    pub(crate) proxies: ProxyTrust,
     /// The bound on password checks waiting for bcrypt.
-    pub hash_slots: HashSlots,
-    /// `serve --ephemeral`: the `/ephemeral/*` routes are served.
-    pub ephemeral: bool,
+    pub(crate) hash_slots: HashSlots,
     /// `/openapi.json`, built once from the route table at start-up.
-    pub openapi: Arc<[u8]>,
+    pub(crate) openapi: Arc<[u8]>,
 }
 
 impl AppState {
     /// Runs `f` with a pooled connection on the blocking pool: how a handler
     /// reaches the database. A connection that cannot be had is the use
     /// case's own `Unexpected` error, mapped in `error.rs` like any other.
-    pub async fn db<T, E>(
+    pub(crate) async fn db<T, E>(
         &self,
         f: impl FnOnce(&mut PgConnection) -> Result<T, E> + Send + 'static,
     ) -> Result<T, E>
@@ -89,7 +87,7 @@ impl AppState {
     /// queue for bcrypt (`auth.max_pending_hashes`), or answers `503` with
     /// `Retry-After` at once; and it gets the pool, not a connection, because
     /// it lets go of its connection during the hash.
-    pub async fn check_password<T, E>(
+    pub(crate) async fn check_password<T, E>(
         &self,
         f: impl FnOnce(&DbPool) -> Result<T, E> + Send + 'static,
     ) -> Result<T, ApiError>
@@ -114,7 +112,12 @@ impl AppState {
     /// Refuses the access tokens of sessions just revoked on this instance at
     /// once (the other instances hear of them through the database), and
     /// counts them for `/metrics` under `reason`.
-    pub fn remember_revoked(&self, reason: &'static str, revoked: Vec<Uuid>, now: DateTime<Utc>) {
+    pub(crate) fn remember_revoked(
+        &self,
+        reason: &'static str,
+        revoked: Vec<Uuid>,
+        now: DateTime<Utc>,
+    ) {
         self.metrics.revoked(reason, revoked.len());
         let keep_until = now.timestamp() + revocation_horizon(&self.settings);
         self.revoked
@@ -124,7 +127,7 @@ impl AppState {
     /// Refuses here at once the access tokens of every session signed in
     /// before `auth_before` (the other instances as soon as their listener
     /// reads the log entry), and counts the `revoked` sessions.
-    pub fn remember_signed_out_before(
+    pub(crate) fn remember_signed_out_before(
         &self,
         auth_before: DateTime<Utc>,
         revoked: i64,

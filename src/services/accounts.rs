@@ -18,7 +18,7 @@ use crate::domain::tokens::Tokens;
 use crate::domain::{Password, Username};
 
 #[derive(Debug, thiserror::Error)]
-pub enum RegisterError {
+pub(crate) enum RegisterError {
     #[error("username taken")]
     Taken,
     #[error(transparent)]
@@ -26,7 +26,7 @@ pub enum RegisterError {
 }
 
 /// Creates a user. The hash is computed before any connection is taken.
-pub fn register(
+pub(crate) fn register(
     pool: &DbPool,
     username: &Username,
     password: &Password,
@@ -42,7 +42,7 @@ pub fn register(
 
 /// Stores a user whose password is already hashed (the command line hashes
 /// first, then opens its one connection).
-pub fn insert_user(
+pub(crate) fn insert_user(
     conn: &mut PgConnection,
     username: &Username,
     password_hash: &str,
@@ -66,7 +66,7 @@ pub fn insert_user(
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum LoginError {
+pub(crate) enum LoginError {
     #[error("invalid credentials")]
     InvalidCredentials,
     #[error("user banned")]
@@ -84,22 +84,22 @@ impl From<diesel::result::Error> for LoginError {
 }
 
 /// Who is signing in, from where.
-pub struct LoginAttempt<'a> {
-    pub username: &'a str,
-    pub password: &'a str,
-    pub user_agent: Option<&'a str>,
-    pub ip: Option<&'a str>,
+pub(crate) struct LoginAttempt {
+    pub username: String,
+    pub password: String,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
 }
 
 /// Verifies the credentials and opens a session. The connection is let go
 /// during the bcrypt verification, which runs even for an unknown username
 /// (against `dummy_hash`) so that timing does not tell whether it exists.
-pub fn login(
+pub(crate) fn login(
     pool: &DbPool,
     tokens: &Tokens,
     settings: &Settings,
     dummy_hash: &str,
-    attempt: &LoginAttempt<'_>,
+    attempt: &LoginAttempt,
     now: DateTime<Utc>,
 ) -> Result<TokenPair, LoginError> {
     // Only a name that could be a username is looked up. Anything else (a
@@ -107,20 +107,20 @@ pub fn login(
     // lower case differs between Rust and PostgreSQL and would split one
     // account's lockout count over several keys) fails like an unknown
     // name, after the same dummy verification.
-    let storable = Username::parse(attempt.username).is_ok();
+    let storable = Username::parse(&attempt.username).is_ok();
     let user = {
         let mut conn = pool.get().map_err(Unexpected::from)?;
         if storable {
             // Counted before the check, so that simultaneous guesses cannot
             // all pass a count read before any of them was recorded.
             if let Err(locked) =
-                lockout::take_attempt(&mut conn, &settings.rate_limit, attempt.username, now)?
+                lockout::take_attempt(&mut conn, &settings.rate_limit, &attempt.username, now)?
             {
                 return Err(LoginError::LockedOut {
                     retry_after: locked.retry_after,
                 });
             }
-            users::find_by_username(&mut conn, attempt.username)?
+            users::find_by_username(&mut conn, &attempt.username)?
         } else {
             None
         }
@@ -129,14 +129,14 @@ pub fn login(
     let hash = user
         .as_ref()
         .map_or(dummy_hash, |u| u.password_hash.as_str());
-    let matches = password::verify(attempt.password, hash);
+    let matches = password::verify(&attempt.password, hash);
 
     let mut conn = pool.get().map_err(Unexpected::from)?;
     let user = match user {
         Some(user) if matches => user,
         user => {
             // The attempt was counted before the check: only the event is left.
-            let mut event = NewEvent::new(EventKind::LoginFailed, now).ip(attempt.ip);
+            let mut event = NewEvent::new(EventKind::LoginFailed, now).ip(attempt.ip.as_deref());
             if let Some(user) = &user {
                 event = event.user(user.id);
             }
@@ -174,7 +174,7 @@ pub fn login(
                 conn,
                 NewEvent::new(EventKind::LoginFailed, now)
                     .user(user.id)
-                    .ip(attempt.ip)
+                    .ip(attempt.ip.as_deref())
                     .detail(serde_json::json!({"reason": "banned"})),
             )?;
             return Ok(Err(LoginError::Banned));
@@ -183,7 +183,7 @@ pub fn login(
             conn,
             user.id,
             settings.auth.max_sessions_per_user,
-            attempt.ip,
+            attempt.ip.as_deref(),
             now,
         )?;
         let signed_in_at = session_policy::sign_in_time(conn, now_s)?;
@@ -197,19 +197,19 @@ pub fn login(
                 created_at: signed_in_at,
                 last_used_at: now_s,
                 expires_at: refresh.expires_at,
-                user_agent: attempt.user_agent,
-                ip: attempt.ip,
-                last_ip: attempt.ip,
+                user_agent: attempt.user_agent.as_deref(),
+                ip: attempt.ip.as_deref(),
+                last_ip: attempt.ip.as_deref(),
             },
         )?;
         users::record_login(conn, user.id, now)?;
-        lockout::forget(conn, &settings.rate_limit, attempt.username)?;
+        lockout::forget(conn, &settings.rate_limit, &attempt.username)?;
         events::record(
             conn,
             NewEvent::new(EventKind::LoginSucceeded, now)
                 .user(user.id)
                 .session(refresh.session_id)
-                .ip(attempt.ip),
+                .ip(attempt.ip.as_deref()),
         )?;
         Ok(Ok((superseded, signed_in_at)))
     })??;
@@ -227,7 +227,7 @@ pub fn login(
 
 /// A bcrypt hash of a random password at `cost`, verified against when the
 /// username is unknown so that such a login costs as much as a real one.
-pub fn dummy_hash(cost: u32) -> Result<String, bcrypt::BcryptError> {
+pub(crate) fn dummy_hash(cost: u32) -> Result<String, bcrypt::BcryptError> {
     let random = Uuid::new_v4().to_string();
     match Password::parse(&random, "password") {
         Ok(p) => p.hash(cost),

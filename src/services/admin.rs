@@ -53,7 +53,7 @@ pub enum Actor {
 
 impl Actor {
     /// The events' `actor`.
-    pub fn id(self) -> Option<Uuid> {
+    pub(crate) fn id(self) -> Option<Uuid> {
         match self {
             Self::Operator => None,
             Self::Admin(id) => Some(id),
@@ -81,7 +81,7 @@ fn locked_user(conn: &mut PgConnection, user_id: Uuid) -> Result<users::UserRow,
 
 /// Whether `user_id` may use the admin routes now: read at every call, so a
 /// demoted or banned administrator loses them at once.
-pub fn is_active_admin(
+pub(crate) fn is_active_admin(
     conn: &mut PgConnection,
     user_id: Uuid,
     now: DateTime<Utc>,
@@ -91,7 +91,7 @@ pub fn is_active_admin(
 
 /// A user as the admin routes show them.
 #[derive(Debug, Clone)]
-pub struct UserOverview {
+pub(crate) struct UserOverview {
     pub user: users::UserRow,
     /// Sessions neither revoked nor expired.
     pub active_sessions: i64,
@@ -101,13 +101,18 @@ pub struct UserOverview {
 /// `(lower(username), id)` order, continuing after the user `after`.
 /// Keyset pagination: users added or removed between pages neither shift
 /// nor repeat the others.
-pub fn list_users(
+pub(crate) fn list_users(
     conn: &mut PgConnection,
     prefix: Option<&str>,
     after: Option<Uuid>,
     limit: i64,
     now: DateTime<Utc>,
 ) -> Result<Vec<UserOverview>, AdminError> {
+    if prefix.is_some_and(|q| q.contains('\0')) {
+        // No username has a NUL byte, and PostgreSQL text cannot even hold
+        // one (the query would fail): nobody's name starts with it.
+        return Ok(Vec::new());
+    }
     let after = match after {
         Some(id) => {
             let user = users::find(conn, id)?.ok_or(AdminError::UnknownCursor)?;
@@ -133,7 +138,7 @@ pub fn list_users(
         .collect())
 }
 
-pub fn user_overview(
+pub(crate) fn user_overview(
     conn: &mut PgConnection,
     user_id: Uuid,
     now: DateTime<Utc>,
@@ -234,7 +239,7 @@ pub fn delete_user(
 }
 
 /// A user's sessions, newest first (with revoked and ended ones if asked).
-pub fn user_sessions(
+pub(crate) fn user_sessions(
     conn: &mut PgConnection,
     user_id: Uuid,
     include_revoked: bool,
@@ -267,7 +272,7 @@ pub fn revoke_sessions_of_user(
 
 /// Revokes one session, anyone's; revoking a revoked one changes nothing.
 /// Returns its id if it was live until now.
-pub fn revoke_session(
+pub(crate) fn revoke_session(
     conn: &mut PgConnection,
     actor: Actor,
     session_id: Uuid,
@@ -285,7 +290,7 @@ pub fn revoke_session(
 }
 
 /// The event log, newest first.
-pub fn list_events(
+pub(crate) fn list_events(
     conn: &mut PgConnection,
     user_id: Option<Uuid>,
     before: Option<i64>,

@@ -15,7 +15,7 @@ use crate::db::keys::{self, KeyRow};
 /// What `keys list` shows of a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum KeyState {
+pub(crate) enum KeyState {
     /// Published, signing from `signs_from`.
     Next,
     Signing,
@@ -26,7 +26,7 @@ pub enum KeyState {
 
 /// One key as `keys list` shows it (never its private half).
 #[derive(Debug, Clone, Serialize)]
-pub struct KeyInfo {
+pub(crate) struct KeyInfo {
     pub kid: String,
     pub algorithm: String,
     pub state: KeyState,
@@ -59,7 +59,7 @@ fn states(rows: &[KeyRow], now: DateTime<Utc>) -> Vec<KeyState> {
 }
 
 /// Every key in the database, in signing order, with its state at `now`.
-pub fn list(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<Vec<KeyInfo>, KeyError> {
+pub(crate) fn list(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<Vec<KeyInfo>, KeyError> {
     let rows = keys::list(conn)?;
     let states = states(&rows, now);
     Ok(rows
@@ -220,7 +220,7 @@ fn record(
 
 /// One line of `keys list`: kid, algorithm, state, when it was created, and
 /// when it signs (a waiting key) or was revoked.
-pub fn describe(key: &KeyInfo) -> String {
+pub(crate) fn describe(key: &KeyInfo) -> String {
     let state = match key.state {
         KeyState::Next => "next",
         KeyState::Signing => "signing",

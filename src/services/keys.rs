@@ -184,7 +184,7 @@ pub(crate) fn database_algorithm(rows: &[KeyRow]) -> Option<Algorithm> {
 /// the default, say), a new key signs at once and the old ones retire,
 /// verifying until their tokens have expired, so nobody is signed out. Under
 /// the keys' lock, so that instances starting together agree.
-pub fn prepare(
+pub(crate) fn prepare(
     conn: &mut PgConnection,
     settings: &Settings,
     now: DateTime<Utc>,
@@ -219,7 +219,7 @@ pub fn prepare(
 /// or every key of the database that still verifies at `now` (whatever its
 /// algorithm; each key verifies only tokens of its own), signing with those
 /// of `auth.algorithm`. Never writes: [`prepare`] does at start.
-pub fn load(
+pub(crate) fn load(
     conn: &mut PgConnection,
     settings: &Settings,
     now: DateTime<Utc>,
@@ -256,7 +256,7 @@ pub fn load(
 
 /// Re-reads the keys for a token that names `kid`, unknown to this instance
 /// (rate-limited by [`Tokens::reload_for_kid`]); whether `kid` is known now.
-pub fn reload_for_unknown_kid(
+pub(crate) fn reload_for_unknown_kid(
     pool: &DbPool,
     settings: &Settings,
     tokens: &Tokens,

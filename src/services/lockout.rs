@@ -11,18 +11,18 @@ use crate::db::throttle::{self, Attempt};
 
 /// The username is locked: no password check for this many seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Locked {
+pub(crate) struct Locked {
     pub retry_after: i64,
 }
 
 /// The count's key: usernames are unique without regard to (ASCII) case.
-pub fn key(username: &str) -> String {
+pub(crate) fn key(username: &str) -> String {
     username.to_ascii_lowercase()
 }
 
 /// Counts an attempt at `username`'s password, or refuses it while the
 /// username is locked. With rate limiting off, every attempt may go on.
-pub fn take_attempt(
+pub(crate) fn take_attempt(
     conn: &mut PgConnection,
     limits: &RateLimitSettings,
     username: &str,
@@ -47,7 +47,7 @@ pub fn take_attempt(
 }
 
 /// A right password: the attempts in a row start again from zero.
-pub fn forget(
+pub(crate) fn forget(
     conn: &mut PgConnection,
     limits: &RateLimitSettings,
     username: &str,
@@ -60,6 +60,6 @@ pub fn forget(
 
 /// `keyward users unlock NAME`: clears the count, whatever the setting;
 /// whether there was one.
-pub fn unlock(conn: &mut PgConnection, username: &str) -> QueryResult<bool> {
+pub(crate) fn unlock(conn: &mut PgConnection, username: &str) -> QueryResult<bool> {
     throttle::reset(conn, &key(username))
 }

@@ -23,7 +23,7 @@ use crate::domain::tokens::{AccessClaims, RefreshClaims, SignError, Tokens};
 
 /// The user as a token pair and `/api/me` describe them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserSummary {
+pub(crate) struct UserSummary {
     pub id: Uuid,
     pub username: String,
     pub name: Option<String>,
@@ -32,7 +32,7 @@ pub struct UserSummary {
 
 /// A freshly issued access token with the session's refresh token.
 #[derive(Debug, Clone)]
-pub struct TokenPair {
+pub(crate) struct TokenPair {
     pub access_token: String,
     pub refresh_token: String,
     /// The access token's lifetime in whole seconds.
@@ -49,7 +49,7 @@ pub struct TokenPair {
 /// The refresh token a session currently honours, as stored: its `jti`,
 /// issue and expiry times (whole seconds).
 #[derive(Debug, Clone, Copy)]
-pub struct RefreshState {
+pub(crate) struct RefreshState {
     pub session_id: Uuid,
     pub jti: Uuid,
     pub issued_at: DateTime<Utc>,
@@ -87,7 +87,7 @@ impl From<diesel::r2d2::PoolError> for Unexpected {
 /// Signs a pair. Signing is deterministic, so the same refresh state always
 /// gives the very same refresh token string: that is how a refresh inside the
 /// grace window hands back the token the first caller got.
-pub fn issue_pair(
+pub(crate) fn issue_pair(
     tokens: &Tokens,
     user: UserSummary,
     refresh: RefreshState,
@@ -132,12 +132,12 @@ pub fn issue_pair(
 
 /// `now` cut to whole seconds: session times are stored that way so that
 /// the refresh token they describe can be signed again byte for byte.
-pub fn whole_seconds(now: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn whole_seconds(now: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now)
 }
 
 /// How long a revoked session's entry must stay in the revocation set: until
 /// its last access token has expired.
-pub fn revocation_horizon(settings: &Settings) -> i64 {
+pub(crate) fn revocation_horizon(settings: &Settings) -> i64 {
     settings.auth.access_ttl_seconds + settings.auth.leeway_seconds
 }

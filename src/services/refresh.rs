@@ -13,7 +13,7 @@ use crate::db::users;
 use crate::domain::tokens::{RefreshClaims, TokenError, Tokens};
 
 #[derive(Debug, thiserror::Error)]
-pub enum RefreshError {
+pub(crate) enum RefreshError {
     #[error(transparent)]
     Token(TokenError),
     /// The session was logged out, revoked, or has ended.
@@ -41,7 +41,7 @@ impl From<diesel::result::Error> for RefreshError {
 /// learn why: the token it holds became the previous one moments ago (grace:
 /// it gets the winner's refresh token), or it is a replay (the session is
 /// revoked), or the session or user is no longer allowed.
-pub fn refresh(
+pub(crate) fn refresh(
     conn: &mut PgConnection,
     tokens: &Tokens,
     settings: &Settings,

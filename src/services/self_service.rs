@@ -13,7 +13,7 @@ use crate::db::{users, DbPool};
 use crate::domain::{password, Password};
 
 #[derive(Debug, thiserror::Error)]
-pub enum SelfServiceError {
+pub(crate) enum SelfServiceError {
     /// No such session among the caller's own (another user's included).
     #[error("not found")]
     NotFound,
@@ -40,7 +40,7 @@ impl From<diesel::result::Error> for SelfServiceError {
 }
 
 /// The user's live sessions, newest first.
-pub fn live_sessions(
+pub(crate) fn live_sessions(
     conn: &mut PgConnection,
     user_id: Uuid,
     now: DateTime<Utc>,
@@ -52,7 +52,7 @@ pub fn live_sessions(
 /// logout). Another user's session is `NotFound`, never "forbidden", so
 /// that session ids cannot be probed. Returns its id if it was live until
 /// now (none if it was already revoked).
-pub fn revoke_own_session(
+pub(crate) fn revoke_own_session(
     conn: &mut PgConnection,
     user_id: Uuid,
     session_id: Uuid,
@@ -73,12 +73,12 @@ pub fn revoke_own_session(
 }
 
 /// A password change asked for from the session `session_id`.
-pub struct PasswordChange<'a> {
+pub(crate) struct PasswordChange {
     pub user_id: Uuid,
     pub session_id: Uuid,
-    pub current: &'a str,
-    pub new: &'a Password,
-    pub ip: Option<&'a str>,
+    pub current: String,
+    pub new: Password,
+    pub ip: Option<String>,
 }
 
 /// Verifies the current password, stores the new one and revokes every
@@ -89,11 +89,11 @@ pub struct PasswordChange<'a> {
 /// The check of the current password is an attempt at the username's
 /// lockout like a login's (a stolen access token must not buy unlimited
 /// guesses); a wrong one is logged as `password_change_failed`.
-pub fn change_password(
+pub(crate) fn change_password(
     pool: &DbPool,
     bcrypt_cost: u32,
     limits: &RateLimitSettings,
-    change: &PasswordChange<'_>,
+    change: &PasswordChange,
     now: DateTime<Utc>,
 ) -> Result<Vec<Uuid>, SelfServiceError> {
     let user = {
@@ -109,7 +109,7 @@ pub fn change_password(
         }
         user
     };
-    if !password::verify(change.current, &user.password_hash) {
+    if !password::verify(&change.current, &user.password_hash) {
         let mut conn = pool.get().map_err(Unexpected::from)?;
         events::record(
             &mut conn,
@@ -117,7 +117,7 @@ pub fn change_password(
                 .user(user.id)
                 .session(change.session_id)
                 .actor(Some(user.id))
-                .ip(change.ip),
+                .ip(change.ip.as_deref()),
         )?;
         return Err(SelfServiceError::WrongPassword);
     }
@@ -146,7 +146,7 @@ pub fn change_password(
                 .user(user.id)
                 .session(change.session_id)
                 .actor(Some(user.id))
-                .ip(change.ip)
+                .ip(change.ip.as_deref())
                 .detail(serde_json::json!({"revoked": revoked.len()})),
         )?;
         Ok(revoked)

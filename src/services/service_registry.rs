@@ -30,7 +30,7 @@ use crate::domain::service_secret::{
 
 /// A service whose credentials checked out.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceIdentity {
+pub(crate) struct ServiceIdentity {
     pub id: Uuid,
     pub name: String,
     pub client_id: String,
@@ -62,7 +62,7 @@ pub struct ServiceRegistry {
 }
 
 /// How often an unknown `client_id` may make an instance re-read the services.
-pub const UNKNOWN_RELOAD_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const UNKNOWN_RELOAD_EVERY: Duration = Duration::from_secs(1);
 
 impl Default for ServiceRegistry {
     fn default() -> Self {
@@ -72,7 +72,7 @@ impl Default for ServiceRegistry {
 
 impl ServiceRegistry {
     /// An empty registry (every credential fails until a load).
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             current: RwLock::new(Arc::new(Snapshot::default())),
             unknown_reload: Mutex::new(None),
@@ -91,14 +91,14 @@ impl ServiceRegistry {
     }
 
     /// Whether a service with this `client_id` is known here.
-    pub fn knows(&self, client_id: &str) -> bool {
+    pub(crate) fn knows(&self, client_id: &str) -> bool {
         self.snapshot().by_client_id.contains_key(client_id)
     }
 
     /// How long until an unknown `client_id` may re-read the services (see
     /// [`ServiceRegistry::reload_for_unknown`]); a caller sleeps this long
     /// first, without holding a thread.
-    pub fn unknown_reload_wait(&self) -> Duration {
+    pub(crate) fn unknown_reload_wait(&self) -> Duration {
         match self.unknown_reload.try_lock() {
             Ok(last) => last.map_or(Duration::ZERO, |at| {
                 UNKNOWN_RELOAD_EVERY.saturating_sub(at.elapsed())
@@ -113,7 +113,7 @@ impl ServiceRegistry {
     /// [`UNKNOWN_RELOAD_EVERY`], so unknown ids cost the database one read a
     /// second however many arrive; a caller arriving while a read runs waits
     /// for it. Returns whether the id is known afterwards.
-    pub fn reload_for_unknown(&self, client_id: &str, conn: &mut PgConnection) -> bool {
+    pub(crate) fn reload_for_unknown(&self, client_id: &str, conn: &mut PgConnection) -> bool {
         let mut last = self
             .unknown_reload
             .lock()
@@ -132,7 +132,7 @@ impl ServiceRegistry {
     }
 
     /// Replaces the registry with these rows.
-    pub fn replace(&self, rows: Vec<ServiceRow>) {
+    pub(crate) fn replace(&self, rows: Vec<ServiceRow>) {
         let mut snapshot = Snapshot::default();
         for row in rows {
             snapshot.ids.insert(row.id);
@@ -165,7 +165,11 @@ impl ServiceRegistry {
     /// against a dummy hash, so the time taken does not tell a wrong secret
     /// from an unknown id (ids are not secret, but there is no need to
     /// confirm them either).
-    pub fn authenticate(&self, client_id: &str, client_secret: &str) -> Option<ServiceIdentity> {
+    pub(crate) fn authenticate(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Option<ServiceIdentity> {
         if client_id.len() > MAX_CREDENTIAL_LEN || client_secret.len() > MAX_CREDENTIAL_LEN {
             return None;
         }
@@ -181,13 +185,13 @@ impl ServiceRegistry {
     }
 
     /// Whether this service still exists (for open revocation streams).
-    pub fn is_active(&self, id: Uuid) -> bool {
+    pub(crate) fn is_active(&self, id: Uuid) -> bool {
         self.snapshot().ids.contains(&id)
     }
 
-    /// Changes at every reload: a stream that saw its service active at
-    /// one generation need not ask again until it changes.
-    pub fn generation(&self) -> u64 {
+    /// Changes at every reload.
+    #[cfg(test)]
+    fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
 
@@ -250,7 +254,7 @@ pub fn delete(
 }
 
 /// Every service, by name.
-pub fn list(conn: &mut PgConnection) -> Result<Vec<ServiceRow>, ServiceError> {
+pub(crate) fn list(conn: &mut PgConnection) -> Result<Vec<ServiceRow>, ServiceError> {
     Ok(services::list(conn)?)
 }
 

@@ -13,10 +13,10 @@ use crate::db::sessions::{self, SessionRow, Which};
 use super::Unexpected;
 
 /// The revocation reason of a session the cap ended.
-pub const SESSION_LIMIT: &str = "session_limit";
+pub(crate) const SESSION_LIMIT: &str = "session_limit";
 
 /// The revocation reason of signing everyone out.
-pub const REVOKED_ALL: &str = "revoked_all";
+pub(crate) const REVOKED_ALL: &str = "revoked_all";
 
 /// Sessions revoked per statement when signing everyone out. Each batch is
 /// its own short transaction, so a refresh waits at most one batch for a row
@@ -31,7 +31,7 @@ pub const REVOKE_ALL_BATCH: i64 = 2_000;
 /// Runs inside the login's transaction, after the user's row was locked: two
 /// logins of one user at the same moment take turns here, and the second
 /// counts the first one's new session, so no more than `cap` stay live.
-pub fn make_room(
+pub(crate) fn make_room(
     conn: &mut PgConnection,
     user_id: Uuid,
     cap: i64,
@@ -67,7 +67,10 @@ pub fn make_room(
 /// second sign-everyone-out in one second moved it on: see `revoke_all`).
 /// Only cut-offs at most two seconds ahead count, so a stray clock elsewhere
 /// cannot push sign-in times far into the future.
-pub fn sign_in_time(conn: &mut PgConnection, now_s: DateTime<Utc>) -> QueryResult<DateTime<Utc>> {
+pub(crate) fn sign_in_time(
+    conn: &mut PgConnection,
+    now_s: DateTime<Utc>,
+) -> QueryResult<DateTime<Utc>> {
     let latest = session_policy::latest_auth_before(conn, now_s - TimeDelta::seconds(2))?;
     Ok(latest
         .filter(|cut| *cut > now_s && *cut <= now_s + TimeDelta::seconds(2))
@@ -75,7 +78,7 @@ pub fn sign_in_time(conn: &mut PgConnection, now_s: DateTime<Utc>) -> QueryResul
 }
 
 /// `before` as given, or now; never in the future.
-pub fn parse_before(raw: Option<&str>, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+pub(crate) fn parse_before(raw: Option<&str>, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
     let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
         return Ok(now);
     };
@@ -92,7 +95,7 @@ pub fn parse_before(raw: Option<&str>, now: DateTime<Utc>) -> Result<DateTime<Ut
 
 /// `before` rounded up to a whole second: `auth_time` is in whole seconds,
 /// so "signed in before `before`" is `auth_time < auth_before`.
-pub fn auth_before(before: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn auth_before(before: DateTime<Utc>) -> DateTime<Utc> {
     let whole = super::whole_seconds(before);
     if whole < before {
         whole + TimeDelta::seconds(1)
@@ -174,7 +177,7 @@ pub fn revoke_all(
 
 /// Names one of the user's own live sessions (`None`: back to the device
 /// name); another user's session, or none, is `None` (a `404`).
-pub fn rename_own_session(
+pub(crate) fn rename_own_session(
     conn: &mut PgConnection,
     user_id: Uuid,
     session_id: Uuid,

@@ -15,14 +15,14 @@ use crate::db::sessions::{self, SessionRow, Which};
 /// Which sessions a logout ends (`?scope=`): the one vocabulary of the
 /// query string, the service and the `logout` event's detail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
+pub(crate) enum Scope {
     This,
     All,
     Others,
 }
 
 impl Scope {
-    pub fn parse(raw: Option<&str>) -> Result<Self, &'static str> {
+    pub(crate) fn parse(raw: Option<&str>) -> Result<Self, &'static str> {
         match raw {
             None | Some("") | Some("this") | Some("current") => Ok(Self::This),
             Some("all") => Ok(Self::All),
@@ -31,7 +31,7 @@ impl Scope {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::This => "this",
             Self::All => "all",
@@ -53,7 +53,7 @@ impl Scope {
 /// of the session will do, even when the session is already revoked, so
 /// that logging out twice is not an error.
 #[derive(Debug, Clone, Copy)]
-pub struct LogoutToken {
+pub(crate) struct LogoutToken {
     pub user_id: Uuid,
     pub session_id: Uuid,
     /// The refresh token's `jti`, when the logout came with one.
@@ -71,7 +71,7 @@ pub struct LogoutToken {
 /// grace window), or an access token not refused here. Otherwise a leaked
 /// old token could sign the user out of every new session for as long as it
 /// stays unexpired. Such a token still ends its own session.
-pub fn logout(
+pub(crate) fn logout(
     conn: &mut PgConnection,
     token: LogoutToken,
     scope: Scope,
@@ -135,7 +135,7 @@ fn may_end_others(
 /// Revokes one session for `actor` (an administrator, its own user, or the
 /// command line), with a `session_revoked` event, in one transaction;
 /// returns its id if it was live until now.
-pub fn revoke_one(
+pub(crate) fn revoke_one(
     conn: &mut PgConnection,
     session: &SessionRow,
     actor: Option<Uuid>,
@@ -161,7 +161,7 @@ pub fn revoke_one(
 
 /// Revokes every live session of a user, with a `session_revoked` event
 /// each; returns their ids.
-pub fn revoke_all_of_user(
+pub(crate) fn revoke_all_of_user(
     conn: &mut PgConnection,
     user_id: Uuid,
     actor: Option<Uuid>,

@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use crate::db::{events, sessions, users};
 
 /// The most hours one overview covers: a week.
-pub const MAX_HOURS: i64 = 168;
+pub(crate) const MAX_HOURS: i64 = 168;
 
 /// Event kinds that each end exactly one session.
 const ONE_REVOCATION: &[&str] = &["session_revoked", "reuse_detected"];
@@ -58,7 +58,7 @@ pub struct Overview {
 }
 
 /// The start of the hour `at` falls in (UTC).
-pub fn hour_of(at: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn hour_of(at: DateTime<Utc>) -> DateTime<Utc> {
     at.with_nanosecond(0)
         .and_then(|t| t.with_second(0))
         .and_then(|t| t.with_minute(0))

@@ -109,13 +109,19 @@ impl Authenticated {
                 "This session has been revoked; sign in again.",
             )
             .with_challenge(Challenge::BearerInvalidToken)),
-            Err(AccessRefusal::Stale) => Err(ApiError::new(
-                ErrorCode::Unavailable,
-                "Revocations cannot be confirmed current; try again shortly.",
-            )
-            .with_retry_after(state.settings.revocation.poll_seconds)),
+            Err(AccessRefusal::Stale) => Err(stale(state)),
         }
     }
+}
+
+/// `503`: the revocation set could not be confirmed current for too long
+/// (see [`AccessRefusal::Stale`]).
+pub(crate) fn stale(state: &AppState) -> ApiError {
+    ApiError::new(
+        ErrorCode::Unavailable,
+        "Revocations cannot be confirmed current; try again shortly.",
+    )
+    .with_retry_after(state.settings.revocation.poll_seconds)
 }
 
 /// Why an access token is not accepted.

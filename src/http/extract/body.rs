@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use crate::error::{ApiError, ErrorCode};
 
 /// The largest body keyward reads.
-pub const MAX_BODY: usize = 16 * 1024;
+pub(crate) const MAX_BODY: usize = 16 * 1024;
 
 /// A request body read as `T` (see the module).
 pub(crate) struct Body<T>(pub T);

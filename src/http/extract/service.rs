@@ -29,11 +29,11 @@ const LISTENER_GRACE_STEPS: u32 = 10;
 
 /// A service whose credentials checked out.
 #[derive(Debug, Clone)]
-pub struct ServiceClient(pub ServiceIdentity);
+pub(crate) struct ServiceClient(pub ServiceIdentity);
 
 /// Credentials given as form fields of a POST body.
 #[derive(Debug, Clone, Copy)]
-pub struct FormCredentials<'a> {
+pub(crate) struct FormCredentials<'a> {
     pub client_id: Option<&'a str>,
     pub client_secret: Option<&'a str>,
 }
@@ -76,7 +76,7 @@ fn basic_credentials(req: &HttpRequest) -> Option<Result<(String, String), ()>> 
 impl ServiceClient {
     /// Checks the request's service credentials: the Basic header, or the
     /// form fields of its body (one method only, as RFC 6749 2.3 requires).
-    pub async fn authenticate(
+    pub(crate) async fn authenticate(
         req: &HttpRequest,
         state: &web::Data<AppState>,
         form: FormCredentials<'_>,

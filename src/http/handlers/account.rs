@@ -179,6 +179,25 @@ pub(crate) struct PasswordRequest {
     new_password: Option<String>,
 }
 
+impl PasswordRequest {
+    /// The change the caller asks for, its fields checked.
+    fn into_change(
+        self,
+        auth: &Authenticated,
+        ip: Option<String>,
+    ) -> Result<PasswordChange, ApiError> {
+        let current = required(self.current_password, "current_password")?;
+        let new = required(self.new_password, "new_password")?;
+        Ok(PasswordChange {
+            user_id: auth.0.sub,
+            session_id: auth.0.sid,
+            current,
+            new: Password::parse(&new, "new_password").map_err(ApiError::invalid_request)?,
+            ip,
+        })
+    }
+}
+
 /// Changes the caller's password and revokes every other session.
 #[utoipa::path(post, path = "/auth/password", tag = "account", security(("bearer" = [])),
     request_body(content(
@@ -202,23 +221,13 @@ pub(crate) async fn change_password(
     // A stolen access token must not buy unlimited guesses at the current
     // password: the same per-client budget as login.
     rate_limit::check_client(&state, &client)?;
-    let current = required(body.0.current_password, "current_password")?;
-    let new = required(body.0.new_password, "new_password")?;
-    let new = Password::parse(&new, "new_password").map_err(ApiError::invalid_request)?;
-    let (now, ip, (user_id, session_id)) = (state.clock.now(), client.ip, (auth.0.sub, auth.0.sid));
-    let shared = state.clone().into_inner();
+    let change = body.0.into_change(&auth, client.ip)?;
+    let (shared, now) = (state.clone().into_inner(), state.clock.now());
     let revoked = state
         .check_password(move |pool| {
-            let change = PasswordChange {
-                user_id,
-                session_id,
-                current: &current,
-                new: &new,
-                ip: ip.as_deref(),
-            };
             let settings = &shared.settings;
-            let cost = settings.auth.bcrypt_cost;
-            self_service::change_password(pool, cost, &settings.rate_limit, &change, now)
+            let (cost, limits) = (settings.auth.bcrypt_cost, &settings.rate_limit);
+            self_service::change_password(pool, cost, limits, &change, now)
         })
         .await?;
     state.remember_revoked("password_changed", revoked, now);

@@ -1,5 +1,4 @@
-//! Signing in and out (API.md section 3): register, login, refresh,
-//! logout, and the token's own view of the caller (`/api/me`,
+//! Signing in and out (API.md section 3): login, refresh, logout, and the token's own view of the caller (`/api/me`,
 //! `/restricted`).
 
 use actix_web::http::header::{self, CacheControl, CacheDirective};
@@ -9,12 +8,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::domain::{Password, Username};
 use crate::error::{ApiError, ErrorCode};
 use crate::http::browser;
 use crate::http::doc::{BodyErrors, ErrorBody};
 use crate::http::extract::access::{bearer_token, verify_access_and_kid, verify_refresh};
-use crate::http::extract::body::{optional_text, required};
+use crate::http::extract::body::required;
 use crate::http::extract::presented_refresh::RefreshRequest;
 use crate::http::extract::{Authenticated, Body, Client, PresentedRefresh};
 use crate::http::rate_limit;
@@ -24,101 +22,7 @@ use crate::services::refresh::{self, RefreshError};
 use crate::services::sessions::{self, LogoutToken, Scope};
 use crate::services::{TokenPair, UserSummary};
 
-/// The longest display name, in characters.
-const MAX_NAME_CHARS: usize = 100;
-
 type State = web::Data<AppState>;
-
-#[derive(Deserialize, ToSchema)]
-pub(crate) struct RegisterRequest {
-    /// 3 to 32 of `A-Z a-z 0-9 _ . -`, unique without regard to case.
-    #[schema(
-        required = true,
-        nullable = false,
-        min_length = 3,
-        max_length = 32,
-        pattern = "^[A-Za-z0-9_.-]{3,32}$"
-    )]
-    pub(super) username: Option<String>,
-    /// 8 to 128 characters.
-    #[schema(required = true, nullable = false, min_length = 8, max_length = 128)]
-    pub(super) password: Option<String>,
-    /// A display name of at most 100 characters, without control
-    /// characters; blank means none.
-    #[schema(max_length = 100, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
-    pub(super) name: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub(crate) struct UserCreated {
-    id: Uuid,
-    username: String,
-    name: Option<String>,
-    admin: bool,
-    created_at: chrono::DateTime<chrono::Utc>,
-}
-
-/// Creates an account.
-#[utoipa::path(post, path = "/auth/register", tag = "auth",
-    request_body(content(
-        (RegisterRequest = "application/json"),
-        (RegisterRequest = "application/x-www-form-urlencoded"))),
-    responses(
-        (status = 201, body = UserCreated, description = "Created"),
-        (status = 400, body = ErrorBody, description = "invalid_request: a field is missing or malformed"),
-        (status = 403, body = ErrorBody, description = "forbidden: registration is closed"),
-        (status = 409, body = ErrorBody, description = "conflict: the username is taken"),
-        (status = 429, body = ErrorBody, description = "rate_limited (Retry-After)"),
-        BodyErrors,
-    ))]
-pub(crate) async fn register(
-    state: State,
-    client: Client,
-    body: Body<RegisterRequest>,
-) -> Result<HttpResponse, ApiError> {
-    rate_limit::check_client(&state, &client)?;
-    if !state.settings.auth.allow_registration {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "Registration is closed.",
-        ));
-    }
-    create_user(&state, body.0, false).await
-}
-
-/// Creates an account from a registration's fields: `201` with the user.
-pub(crate) async fn create_user(
-    state: &AppState,
-    req: RegisterRequest,
-    admin: bool,
-) -> Result<HttpResponse, ApiError> {
-    let username =
-        Username::parse(&required(req.username, "username")?).map_err(ApiError::invalid_request)?;
-    let password = Password::parse(&required(req.password, "password")?, "password")
-        .map_err(ApiError::invalid_request)?;
-    let name = optional_text(req.name, "name", MAX_NAME_CHARS)?;
-    let (cost, now) = (state.settings.auth.bcrypt_cost, state.clock.now());
-    let user = state
-        .check_password(move |pool| {
-            accounts::register(
-                pool,
-                &username,
-                &password,
-                name.as_deref(),
-                admin,
-                cost,
-                now,
-            )
-        })
-        .await?;
-    Ok(HttpResponse::Created().json(UserCreated {
-        id: user.id,
-        username: user.username,
-        name: user.name,
-        admin: user.admin,
-        created_at: user.created_at,
-    }))
-}
 
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct LoginRequest {
@@ -148,27 +52,17 @@ pub(crate) async fn login(
     body: Body<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     rate_limit::check_client(&state, &client)?;
-    let username = required(body.0.username, "username")?;
-    let password = required(body.0.password, "password")?;
+    let attempt = LoginAttempt {
+        username: required(body.0.username, "username")?,
+        password: required(body.0.password, "password")?,
+        user_agent: client.user_agent.clone(),
+        ip: client.ip.clone(),
+    };
     let shared = state.clone().into_inner();
-    let (agent, ip) = (client.user_agent.clone(), client.ip.clone());
     let pair = state
         .check_password(move |pool| {
-            let attempt = LoginAttempt {
-                username: &username,
-                password: &password,
-                user_agent: agent.as_deref(),
-                ip: ip.as_deref(),
-            };
-            let (tokens, settings) = (&shared.tokens, &shared.settings);
-            accounts::login(
-                pool,
-                tokens,
-                settings,
-                &shared.dummy_hash,
-                &attempt,
-                shared.clock.now(),
-            )
+            let (tokens, settings, now) = (&shared.tokens, &shared.settings, shared.clock.now());
+            accounts::login(pool, tokens, settings, &shared.dummy_hash, &attempt, now)
         })
         .await;
     state.metrics.login(&pair);

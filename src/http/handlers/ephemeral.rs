@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::auth::{create_user, RegisterRequest, UserCreated};
+use super::register::{create_user, RegisterRequest, UserCreated};
 use crate::error::ApiError;
 use crate::http::doc::{BodyErrors, ErrorBody};
 use crate::http::extract::Body;

@@ -27,9 +27,9 @@ use crate::http::extract::ServiceClient;
 use crate::http::AppState;
 
 /// At most this many entries in one answer.
-pub const PAGE_LIMIT: usize = 1000;
+pub(crate) const PAGE_LIMIT: usize = 1000;
 /// The longest `wait`, in seconds.
-pub const MAX_WAIT_SECONDS: u64 = 30;
+pub(crate) const MAX_WAIT_SECONDS: u64 = 30;
 /// An open stream checks its service and writes a heartbeat on this tick.
 const TICK: Duration = Duration::from_secs(1);
 /// A `:` comment at least this often, so proxies keep the stream open.
@@ -39,13 +39,13 @@ const STREAM_BATCH: usize = 64;
 
 /// The query of both feed routes.
 #[derive(Debug, Deserialize)]
-pub struct FeedQuery {
+pub(crate) struct FeedQuery {
     pub after: Option<String>,
     pub wait: Option<String>,
 }
 
 /// `wait`: whole seconds, 0 to 30.
-pub fn parse_wait(wait: Option<&str>) -> Result<Duration, ApiError> {
+pub(crate) fn parse_wait(wait: Option<&str>) -> Result<Duration, ApiError> {
     let Some(wait) = wait else {
         return Ok(Duration::ZERO);
     };
@@ -65,7 +65,7 @@ fn cursor_of(text: Option<&str>) -> Option<Cursor> {
 
 /// The long-poll answer: the page after `after`, held up to `wait` while it
 /// would be empty (a reset is never held).
-pub async fn long_poll(feed: &Feed, after: Option<&str>, wait: Duration) -> HttpResponse {
+pub(crate) async fn long_poll(feed: &Feed, after: Option<&str>, wait: Duration) -> HttpResponse {
     let cursor = cursor_of(after);
     let deadline = tokio::time::Instant::now() + wait;
     let mut news = feed.subscribe();
@@ -108,7 +108,7 @@ fn page_response(page: &Page) -> HttpResponse {
 }
 
 /// Where a stream resumes: `?after=`, else `Last-Event-ID`.
-pub fn resume_point<'a>(req: &'a HttpRequest, after: Option<&'a str>) -> Option<&'a str> {
+pub(crate) fn resume_point<'a>(req: &'a HttpRequest, after: Option<&'a str>) -> Option<&'a str> {
     after.filter(|a| !a.is_empty()).or_else(|| {
         req.headers()
             .get("last-event-id")
@@ -183,7 +183,7 @@ impl Follower {
 
 /// The event stream after `after`, ended once `allowed` says no (checked
 /// every second: a deleted service's streams end within one).
-pub fn stream(
+pub(crate) fn stream(
     feed: Arc<Feed>,
     after: Option<&str>,
     allowed: impl Fn() -> bool + 'static,

@@ -8,9 +8,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::tokens::AccessClaims;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::http::doc::{BodyErrors, ErrorBody};
-use crate::http::extract::access::{verify_live_access, AccessRefusal};
+use crate::http::extract::access::{stale, verify_live_access, AccessRefusal};
 use crate::http::extract::service::FormCredentials;
 use crate::http::extract::{Body, ServiceClient};
 use crate::http::AppState;
@@ -71,6 +71,16 @@ pub(crate) struct IntrospectionRequest {
     /// With `client_secret`, instead of HTTP Basic (`client_secret_post`).
     client_id: Option<String>,
     client_secret: Option<String>,
+}
+
+impl IntrospectionRequest {
+    /// The credentials given as form fields (`client_secret_post`).
+    fn credentials(&self) -> FormCredentials<'_> {
+        FormCredentials {
+            client_id: self.client_id.as_deref(),
+            client_secret: self.client_secret.as_deref(),
+        }
+    }
 }
 
 /// A live access token's claims (RFC 7662 2.2).
@@ -155,29 +165,15 @@ pub(crate) async fn introspect(
     body: Body<IntrospectionRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
-    ServiceClient::authenticate(
-        &req,
-        &state,
-        FormCredentials {
-            client_id: body.client_id.as_deref(),
-            client_secret: body.client_secret.as_deref(),
-        },
-    )
-    .await?;
+    ServiceClient::authenticate(&req, &state, body.credentials()).await?;
     let token = body
         .token
         .ok_or_else(|| ApiError::invalid_request("token is required"))?;
     let answer = match verify_live_access(&state, &token).await {
         Ok(claims) => Introspection::Active(claims.into()),
+        Err(AccessRefusal::Stale) => return Err(stale(&state)),
         Err(AccessRefusal::Token(_) | AccessRefusal::Revoked) => {
             Introspection::Inactive(InactiveToken { active: false })
-        }
-        Err(AccessRefusal::Stale) => {
-            return Err(ApiError::new(
-                ErrorCode::Unavailable,
-                "Revocations cannot be confirmed current; try again shortly.",
-            )
-            .with_retry_after(state.settings.revocation.poll_seconds))
         }
     };
     Ok(HttpResponse::Ok()

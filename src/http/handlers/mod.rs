@@ -8,5 +8,6 @@ pub(crate) mod ephemeral;
 pub(crate) mod feed;
 pub(crate) mod introspection;
 pub(crate) mod policy;
+pub(crate) mod register;
 pub(crate) mod service;
 pub(crate) mod web_app;

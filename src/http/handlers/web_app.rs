@@ -15,7 +15,7 @@ const KEYWARD_JS: &str = include_str!("../../web/keyward.js");
 const KEYWARD_D_TS: &str = include_str!("../../web/keyward.d.ts");
 
 /// No inline scripts or styles, no framing, nothing from elsewhere.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
     style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; \
     base-uri 'none'; form-action 'self'";
 
