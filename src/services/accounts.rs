@@ -214,13 +214,8 @@ pub(crate) fn login(
         Ok(Ok((superseded, signed_in_at)))
     })??;
     refresh.signed_in_at = signed_in_at;
-    let summary = UserSummary {
-        id: user.id,
-        username: user.username,
-        name: user.name,
-        admin: user.admin,
-    };
-    let mut pair = issue_pair(tokens, summary, refresh, now).map_err(Unexpected::from)?;
+    let mut pair =
+        issue_pair(tokens, UserSummary::from(user), refresh, now).map_err(Unexpected::from)?;
     pair.superseded = superseded;
     Ok(pair)
 }

@@ -30,6 +30,17 @@ pub(crate) struct UserSummary {
     pub admin: bool,
 }
 
+impl From<crate::db::users::UserRow> for UserSummary {
+    fn from(user: crate::db::users::UserRow) -> Self {
+        Self {
+            id: user.id,
+            username: user.username,
+            name: user.name,
+            admin: user.admin,
+        }
+    }
+}
+
 /// A freshly issued access token with the session's refresh token.
 #[derive(Debug, Clone)]
 pub(crate) struct TokenPair {

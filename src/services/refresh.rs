@@ -117,12 +117,6 @@ fn explain_failed_rotation(
     if session.in_grace(claims.jti, now, settings.auth.reuse_grace_seconds) {
         // A concurrent or retried refresh: hand back the current refresh
         // token, byte for byte what the winner got, and a fresh access token.
-        let summary = UserSummary {
-            id: user.id,
-            username: user.username,
-            name: user.name,
-            admin: user.admin,
-        };
         let state = RefreshState {
             session_id: session.id,
             jti: session.current_jti,
@@ -130,7 +124,9 @@ fn explain_failed_rotation(
             expires_at: session.expires_at,
             signed_in_at: session.created_at,
         };
-        return Ok(issue_pair(tokens, summary, state, now).map_err(Unexpected::from)?);
+        return Ok(
+            issue_pair(tokens, UserSummary::from(user), state, now).map_err(Unexpected::from)?
+        );
     }
     if session.current_jti == claims.jti {
         // Still current and allowed: the row changed between the update and
