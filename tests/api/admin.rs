@@ -8,7 +8,11 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use serde_json::{json, Value};
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::cli::*;
+use crate::support::client::*;
+use crate::support::db::*;
+use crate::support::tokens::*;
 
 /// Every admin route, with a method and a path naming `id`.
 fn admin_routes(id: &str) -> Vec<(&'static str, String)> {

@@ -2,7 +2,8 @@
 
 use serde_json::json;
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
 
 #[actix_web::test]
 async fn health_and_ready_answer_ok() {

@@ -4,7 +4,9 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
+use crate::support::tokens::*;
 
 const LISTED: &str = "http://app.example.test";
 const FOREIGN: &str = "http://evil.example.test";

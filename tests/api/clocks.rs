@@ -7,7 +7,8 @@ use chrono::TimeDelta;
 use keyward::clock::Clock;
 use keyward::config::RetentionSettings;
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
 
 #[actix_web::test]
 async fn instances_whose_clocks_disagree_share_one_grace_window() {

@@ -5,8 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::db_proxy::{through_proxy, Proxy};
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
+use crate::support::proxy::{through_proxy, Proxy};
 
 async fn ready(app: &TestApp) {
     let ready = eventually(Duration::from_secs(5), || async {
@@ -61,7 +62,7 @@ async fn a_revocation_written_without_notify_reaches_both_instances_within_the_p
 
 #[actix_web::test]
 async fn a_stale_set_answers_503_and_recovers_when_the_database_returns() {
-    let proxy = Proxy::start(crate::db_proxy::pg_address());
+    let proxy = Proxy::start(crate::support::proxy::pg_address());
     let app = spawn_app_with(|s| {
         through_proxy(s, &proxy);
         s.revocation.poll_seconds = 1;
@@ -113,7 +114,7 @@ async fn a_stale_set_answers_503_and_recovers_when_the_database_returns() {
 
 #[actix_web::test]
 async fn without_a_staleness_bound_an_outage_keeps_tokens_working() {
-    let proxy = Proxy::start(crate::db_proxy::pg_address());
+    let proxy = Proxy::start(crate::support::proxy::pg_address());
     let app = spawn_app_with(|s| {
         through_proxy(s, &proxy);
         s.revocation.poll_seconds = 1;

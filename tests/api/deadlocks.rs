@@ -9,7 +9,9 @@ use diesel::connection::SimpleConnection;
 use serde_json::json;
 use tokio::sync::Barrier;
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
+use crate::support::db::*;
 
 const LOW: &str = "00000000-0000-4000-8000-000000000001";
 const HIGH: &str = "ffffffff-ffff-4fff-bfff-ffffffffffff";

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
+use crate::support::db::*;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_keyward");
 /// How long a start or an exit may take before the test fails.

@@ -11,7 +11,9 @@ use keyward::clock::Clock;
 use keyward::config::{Secret, Settings};
 use serde_json::json;
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::cli::*;
+use crate::support::client::*;
 
 const BIN: &str = "/usr/lib/postgresql/15/bin";
 

@@ -9,7 +9,9 @@ use std::time::Duration;
 use chrono::{TimeDelta, Utc};
 use serde_json::json;
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
+use crate::support::db::*;
 
 const FLOOD: usize = 40;
 

@@ -11,8 +11,10 @@ use keyward::clock::Clock;
 use keyward::config::Secret;
 use serde_json::{json, Value};
 
-use crate::db_proxy::{pg_address, Proxy};
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
+use crate::support::db::*;
+use crate::support::proxy::{pg_address, Proxy};
 
 // ---------------------------------------------------------------- per-IP limit
 

@@ -4,8 +4,11 @@
 use chrono::TimeDelta;
 use serde_json::{json, Value};
 
-use crate::db_proxy::{pg_address, through_proxy, Proxy};
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
+use crate::support::proxy::{pg_address, through_proxy, Proxy};
+use crate::support::services::*;
+use crate::support::tokens::*;
 
 struct Scene {
     app: Harness,

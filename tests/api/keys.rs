@@ -10,7 +10,11 @@ use keyward::clock::Clock;
 use keyward::config::{Algorithm, Secret};
 use serde_json::Value;
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::cli::*;
+use crate::support::client::*;
+use crate::support::db::*;
+use crate::support::tokens::*;
 
 fn kid_of(token: &str) -> String {
     header_of(token)["kid"]

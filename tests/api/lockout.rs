@@ -8,7 +8,10 @@ use chrono::TimeDelta;
 use keyward::clock::Clock;
 use serde_json::{json, Value};
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::cli::*;
+use crate::support::client::*;
+use crate::support::db::*;
 
 const THRESHOLD: i32 = 5;
 const GUESSES: usize = 20;

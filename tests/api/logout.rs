@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
 
 #[actix_web::test]
 async fn logout_revokes_the_session_and_is_idempotent() {

@@ -1,18 +1,12 @@
 //! keyward's integration tests: each test has a database of its own and an
 //! app started in-process on port 0.
 
-// Not every module uses every helper.
-#[allow(dead_code)]
-mod helpers;
-
 mod admin;
 mod basics;
 mod browser;
 mod client_address;
 mod clocks;
 mod convergence;
-#[allow(dead_code)]
-mod db_proxy;
 mod deadlocks;
 mod e2e;
 mod ephemeral;

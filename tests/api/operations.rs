@@ -13,7 +13,9 @@ use keyward::clock::Clock;
 use keyward::config::{Algorithm as KeyAlgorithm, Secret};
 use serde_json::{json, Value};
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
+use crate::support::tokens::*;
 
 async fn eddsa_app() -> Harness {
     spawn_app_with(|s| s.auth.algorithm = KeyAlgorithm::EdDSA).await

@@ -4,7 +4,9 @@
 use chrono::TimeDelta;
 use serde_json::json;
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::db::*;
+use crate::support::tokens::*;
 
 #[actix_web::test]
 async fn refresh_rotates_the_jti_and_keeps_the_session() {

@@ -15,11 +15,13 @@ use keyward::config::Algorithm as KeyAlgorithm;
 use keyward_verify::{Reason, VerifiedUser, Verifier, VerifyError};
 use serde_json::json;
 
-use crate::db_proxy::Proxy;
-use crate::helpers::{
-    eventually, field, keyward_cli, read, spawn_app_with, spawn_on, test_settings, Reply, Service,
-    TestApp, TestDb,
-};
+use crate::support::app::{spawn_app_with, spawn_on, test_settings, TestApp};
+use crate::support::cli::keyward_cli;
+use crate::support::client::{eventually, field, read, Reply, User};
+use crate::support::db::TestDb;
+use crate::support::proxy::Proxy;
+use crate::support::services::Service;
+use crate::support::tokens::header_of;
 
 /// A resource server on the library: one protected route, `GET /me`.
 struct ResourceServer {
@@ -109,7 +111,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn signed_in(app: &TestApp) -> (crate::helpers::User, serde_json::Value) {
+async fn signed_in(app: &TestApp) -> (User, serde_json::Value) {
     let user = app.register().await;
     let pair = app.login(&user).await;
     (user, pair)
@@ -290,10 +292,7 @@ async fn a_cut_connection_is_resumed_by_cursor_once_restored() {
 }
 
 fn kid_of(token: &str) -> String {
-    crate::helpers::header_of(token)["kid"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    header_of(token)["kid"].as_str().unwrap().to_string()
 }
 
 #[actix_web::test]

@@ -10,7 +10,10 @@ use keyward::clock::Clock;
 use keyward::services::admin;
 use serde_json::json;
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
+use crate::support::db::*;
+use crate::support::tokens::*;
 
 /// Polls `b` until it refuses `token` as revoked; returns how long it took.
 async fn until_refused(b: &TestApp, token: &str, limit: Duration) -> Option<Duration> {

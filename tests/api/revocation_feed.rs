@@ -10,7 +10,10 @@ use chrono::TimeDelta;
 use keyward::clock::Clock;
 use serde_json::{json, Value};
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
+use crate::support::services::*;
+use crate::support::tokens::*;
 
 /// `GET /revocations` with the service's credentials.
 async fn feed(app: &TestApp, service: &Service, after: Option<&str>, wait: u64) -> Reply {

@@ -6,8 +6,11 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 
-use crate::helpers::*;
-use crate::session_policy::query_texts;
+use crate::support::app::*;
+use crate::support::cli::*;
+use crate::support::client::*;
+use crate::support::db::*;
+use crate::support::tokens::*;
 
 fn created_at(db: &TestDb, session_id: &str) -> DateTime<Utc> {
     let seconds = query_i64(
@@ -23,7 +26,7 @@ fn revoked_reason(db: &TestDb, session_id: &str) -> Option<String> {
     query_texts(
         db,
         &format!(
-            "SELECT coalesce(revoked_reason, '') AS v FROM sessions WHERE id = '{session_id}'"
+            "SELECT coalesce(revoked_reason, '') AS value FROM sessions WHERE id = '{session_id}'"
         ),
     )
     .pop()
@@ -80,13 +83,13 @@ async fn signing_everyone_out_spares_the_sessions_created_from_before_on() {
     // One log entry for all of them, and no entry per session.
     let entries = query_texts(
         &h.db,
-        "SELECT reason || ' ' || coalesce(extract(epoch FROM auth_before)::bigint::text, '-') AS v \
+        "SELECT reason || ' ' || coalesce(extract(epoch FROM auth_before)::bigint::text, '-') AS value \
          FROM revocations",
     );
     assert_eq!(entries, [format!("revoked_all {}", late_at.timestamp())]);
     let event = query_texts(
         &h.db,
-        "SELECT detail->>'revoked' AS v FROM events WHERE kind = 'sessions_revoked_all'",
+        "SELECT detail->>'revoked' AS value FROM events WHERE kind = 'sessions_revoked_all'",
     );
     assert_eq!(event, ["2"]);
 }

@@ -7,7 +7,12 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use serde_json::Value;
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::cli::*;
+use crate::support::client::*;
+use crate::support::db::*;
+use crate::support::services::*;
+use crate::support::tokens::*;
 
 /// A form POST to the introspection route with extra headers.
 async fn introspect_with(

@@ -6,23 +6,9 @@ use std::sync::Arc;
 use chrono::TimeDelta;
 use serde_json::{json, Value};
 
-use crate::helpers::*;
-
-/// Runs a query returning one text column `v`, one string per row.
-pub fn query_texts(db: &TestDb, sql: &str) -> Vec<String> {
-    #[derive(diesel::QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        v: String,
-    }
-    use diesel::RunQueryDsl;
-    diesel::sql_query(sql)
-        .load::<Row>(&mut db.connect())
-        .unwrap()
-        .into_iter()
-        .map(|r| r.v)
-        .collect()
-}
+use crate::support::app::*;
+use crate::support::client::*;
+use crate::support::db::*;
 
 fn live_sessions(db: &TestDb, user: &User) -> i64 {
     query_i64(
@@ -65,7 +51,7 @@ async fn a_login_beyond_the_cap_revokes_the_least_recently_used_session() {
     let second_id = field(&second, "session_id");
     let reason = query_texts(
         &h.db,
-        &format!("SELECT revoked_reason AS v FROM sessions WHERE id = '{second_id}'"),
+        &format!("SELECT revoked_reason AS value FROM sessions WHERE id = '{second_id}'"),
     );
     assert_eq!(reason, ["session_limit"]);
     let admin = admin_token(&h).await;
@@ -83,7 +69,7 @@ async fn a_login_beyond_the_cap_revokes_the_least_recently_used_session() {
     assert_eq!(revoked[0]["detail"]["reason"], "session_limit");
     let logged = query_texts(
         &h.db,
-        &format!("SELECT reason AS v FROM revocations WHERE session_id = '{second_id}'"),
+        &format!("SELECT reason AS value FROM revocations WHERE session_id = '{second_id}'"),
     );
     assert_eq!(logged, ["session_limit"], "the revocation feed names it");
     h.refresh(field(&second, "refresh_token"))

@@ -3,7 +3,9 @@
 
 use serde_json::json;
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
+use crate::support::db::*;
 
 #[actix_web::test]
 async fn sessions_lists_live_sessions_and_marks_the_current_one() {

@@ -3,7 +3,9 @@
 use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use serde_json::Value;
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
+use crate::support::db::*;
 
 /// Moves the app's clock to half past the next hour, so that a test that
 /// takes a few seconds never straddles an hour's end; returns that hour's
