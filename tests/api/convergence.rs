@@ -23,9 +23,9 @@ async fn a_revocation_written_without_notify_reaches_both_instances_within_the_p
     let b = second_instance(&a).await;
     let poll = Duration::from_secs(a.settings.revocation.poll_seconds);
     let user = a.register().await;
-    let pair = a.login(&user).await;
-    let token = field(&pair, "access_token");
-    let sid = field(&pair, "session_id");
+    let pair = a.login(&user).await.token_pair();
+    let token = &pair.access_token;
+    let sid = &pair.session_id;
     for app in [&a.app, &b] {
         assert_eq!(app.me(&pair).await.status, 200);
     }
@@ -71,7 +71,7 @@ async fn a_stale_set_answers_503_and_recovers_when_the_database_returns() {
     .await;
     ready(&app).await;
     let user = app.register().await;
-    let pair = app.login(&user).await;
+    let pair = app.login(&user).await.token_pair();
     assert_eq!(app.me(&pair).await.status, 200);
 
     proxy.cut();
@@ -122,7 +122,7 @@ async fn without_a_staleness_bound_an_outage_keeps_tokens_working() {
     .await;
     ready(&app).await;
     let user = app.register().await;
-    let pair = app.login(&user).await;
+    let pair = app.login(&user).await.token_pair();
     proxy.cut();
     // Three polls missed: the default (0) chooses availability.
     actix_web::rt::time::sleep(Duration::from_secs(3)).await;

@@ -103,7 +103,7 @@ async fn logouts_of_every_session_racing_an_administrators_revocation_never_fail
     for _round in 0..4 {
         let mut pairs = Vec::new();
         for _ in 0..8 {
-            pairs.push(app.login(&user).await);
+            pairs.push(app.login(&user).await.token_pair());
         }
         // Refreshes move rows around in the table while the revocations run.
         let barrier = Arc::new(Barrier::new(16));
@@ -112,7 +112,7 @@ async fn logouts_of_every_session_racing_an_administrators_revocation_never_fail
             let (client, released, rt) = (
                 app.client.clone(),
                 barrier.clone(),
-                field(pair, "refresh_token").to_string(),
+                pair.refresh_token.clone(),
             );
             let refresh = app.url("/auth/refresh");
             let logout = app.url("/auth/logout?scope=all");
@@ -130,7 +130,7 @@ async fn logouts_of_every_session_racing_an_administrators_revocation_never_fail
             let (client, released, rt) = (
                 app.client.clone(),
                 barrier.clone(),
-                field(pair, "refresh_token").to_string(),
+                pair.refresh_token.clone(),
             );
             let url = app.url("/auth/refresh");
             tasks.push(actix_web::rt::spawn(async move {

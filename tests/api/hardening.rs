@@ -14,7 +14,8 @@ use serde_json::{json, Value};
 use crate::support::app::*;
 use crate::support::client::*;
 use crate::support::db::*;
-use crate::support::proxy::{pg_address, Proxy};
+use crate::support::proxy::{pg_address, through_proxy, Proxy};
+use crate::support::tokens::*;
 
 // ---------------------------------------------------------------- per-IP limit
 
@@ -142,49 +143,26 @@ async fn the_lockout_is_shared_by_two_instances_on_one_database() {
 
 // ----------------------------------------------------------- database outage
 
-fn count(db: &TestDb, sql: &str) -> i64 {
-    #[derive(diesel::QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    diesel::sql_query(sql)
-        .get_result::<Count>(&mut db.connect())
-        .unwrap()
-        .n
-}
-
 #[actix_web::test]
 async fn a_database_outage_gives_quick_503s_and_recovers_without_loss() {
-    let target = pg_address();
-    let proxy = Proxy::start(target.clone());
-    let proxied = format!("127.0.0.1:{}", proxy.port);
-    let app = spawn_app_with(|s| {
-        let url = s.database.url.expose().replacen(&target, &proxied, 1);
-        assert!(
-            url.contains(&proxied),
-            "the test database goes through the proxy"
-        );
-        s.database.url = Secret::new(url);
-        s.database.connect_timeout_ms = 500;
-    })
-    .await;
+    let proxy = Proxy::start(pg_address());
+    let app = spawn_app_with(|s| through_proxy(s, &proxy)).await;
     let timeout = Duration::from_millis(500);
 
     // Arrange: a user with two sessions, one of them refreshed.
     let user = app.register().await;
-    let first = app.login(&user).await;
-    let second = app.login(&user).await;
-    let r = app.refresh(first["refresh_token"].as_str().unwrap()).await;
+    let first = app.login(&user).await.token_pair();
+    let second = app.login(&user).await.token_pair();
+    let r = app.refresh(first.refresh_token.as_str()).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let first_rt = r.json["refresh_token"].as_str().unwrap().to_string();
-    let first_at = r.json["access_token"].as_str().unwrap().to_string();
-    let second_rt = second["refresh_token"].as_str().unwrap().to_string();
+    let first_rt = field(&r.json, "refresh_token").to_string();
+    let first_at = field(&r.json, "access_token").to_string();
+    let second_rt = second.refresh_token.clone();
     let sessions_of_user = format!(
-        "SELECT count(*) AS n FROM sessions WHERE user_id = '{}'",
+        "SELECT count(*) FROM sessions WHERE user_id = '{}'",
         user.id
     );
-    assert_eq!(count(&app.db, &sessions_of_user), 2);
+    assert_eq!(query_i64(&app.db, &sessions_of_user), 2);
     eventually(Duration::from_secs(5), || async {
         app.get("/ready", None).await.status == 200
     })
@@ -294,19 +272,19 @@ async fn a_database_outage_gives_quick_503s_and_recovers_without_loss() {
 
     // No session was lost or duplicated: the two from before, plus the one
     // login that succeeded after the restore.
-    assert_eq!(count(&app.db, &sessions_of_user), 3);
+    assert_eq!(query_i64(&app.db, &sessions_of_user), 3);
     assert_eq!(
-        count(
+        query_i64(
             &app.db,
-            "SELECT count(*) AS n FROM users WHERE username = 'during_outage'"
+            "SELECT count(*) FROM users WHERE username = 'during_outage'"
         ),
         0
     );
     assert_eq!(
-        count(
+        query_i64(
             &app.db,
             &format!(
-                "SELECT count(*) AS n FROM sessions WHERE user_id = '{}' AND revoked_at IS NOT NULL",
+                "SELECT count(*) FROM sessions WHERE user_id = '{}' AND revoked_at IS NOT NULL",
                 user.id
             )
         ),
@@ -401,11 +379,11 @@ async fn the_cleanup_job_deletes_only_what_outlived_its_retention() {
         at(-1)
     );
     app.db.exec(&sql);
-    let events_before = count(
+    let events_before = query_i64(
         &app.db,
-        &format!("SELECT count(*) AS n FROM events WHERE at < '{}'", at(-90)),
+        &format!("SELECT count(*) FROM events WHERE at < '{}'", at(-90)),
     );
-    let events_total = count(&app.db, "SELECT count(*) AS n FROM events");
+    let events_total = query_i64(&app.db, "SELECT count(*) FROM events");
 
     let mut conn = app.db.connect();
     let swept = keyward::cleanup::sweep(&mut conn, &app.settings.retention, now).unwrap();
@@ -439,7 +417,7 @@ async fn the_cleanup_job_deletes_only_what_outlived_its_retention() {
             .collect();
     assert_eq!(kinds, ["kept_event"]);
     assert_eq!(
-        count(&app.db, "SELECT count(*) AS n FROM events"),
+        query_i64(&app.db, "SELECT count(*) FROM events"),
         events_total - events_before
     );
     let keys: Vec<String> =
@@ -456,9 +434,9 @@ async fn the_cleanup_job_deletes_only_what_outlived_its_retention() {
     assert_eq!(again, keyward::cleanup::Swept::default());
     assert_eq!(app.get("/health", None).await.status, 200);
     assert_eq!(
-        count(
+        query_i64(
             &app.db,
-            &format!("SELECT count(*) AS n FROM users WHERE id = '{}'", user.id)
+            &format!("SELECT count(*) FROM users WHERE id = '{}'", user.id)
         ),
         1
     );
@@ -781,7 +759,7 @@ mod hostile {
 }
 
 /// Renders a token of the hostile surface.
-fn render(token: &hostile::Token, real: &Value) -> Vec<u8> {
+fn render(token: &hostile::Token, real: &TokenPair) -> Vec<u8> {
     use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
     match token {
         hostile::Token::Raw(bytes) => bytes.clone(),
@@ -806,8 +784,8 @@ fn render(token: &hostile::Token, real: &Value) -> Vec<u8> {
             )
             .into_bytes()
         }
-        hostile::Token::RealAccess => real["access_token"].as_str().unwrap().as_bytes().to_vec(),
-        hostile::Token::RealRefresh => real["refresh_token"].as_str().unwrap().as_bytes().to_vec(),
+        hostile::Token::RealAccess => real.access_token.as_bytes().to_vec(),
+        hostile::Token::RealRefresh => real.refresh_token.as_bytes().to_vec(),
     }
 }
 
@@ -857,7 +835,7 @@ async fn hostile_requests_never_500_and_always_get_the_error_shape() {
     .await;
     let user = app.register().await;
     app.make_admin(&app.db, &user);
-    let mut real = app.login(&user).await;
+    let mut real = app.login(&user).await.token_pair();
 
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let strategy = hostile::case();
@@ -867,7 +845,7 @@ async fn hostile_requests_never_500_and_always_get_the_error_shape() {
     for i in 0..cases {
         // Cases may log the real session out: start a fresh one now and then.
         if i % 100 == 99 {
-            real = app.login(&user).await;
+            real = app.login(&user).await.token_pair();
         }
         let case = strategy.new_tree(&mut runner).unwrap().current();
         let mut url = app.url(&case.path);
@@ -949,7 +927,7 @@ async fn hostile_requests_never_500_and_always_get_the_error_shape() {
     );
     // The app is still whole.
     assert_eq!(app.get("/health", None).await.status, 200);
-    app.login(&user).await;
+    app.login(&user).await.token_pair();
 }
 
 /// Requests no well-behaved client library would send, written on the socket.
@@ -1123,8 +1101,8 @@ async fn no_secret_reaches_the_log_even_at_trace() {
         .header("content-type", "application/x-www-form-urlencoded")
         .body(format!("username=logcheck&password={password}"));
     let pair = json_of(expect(form, 200).await).await;
-    let access = pair["access_token"].as_str().unwrap().to_string();
-    let refresh = pair["refresh_token"].as_str().unwrap().to_string();
+    let access = field(&pair, "access_token").to_string();
+    let refresh = field(&pair, "refresh_token").to_string();
     let me = client.get(format!("{base}/api/me")).bearer_auth(&access);
     expect(me, 200).await;
     let pair2 = expect(
@@ -1133,8 +1111,8 @@ async fn no_secret_reaches_the_log_even_at_trace() {
     )
     .await;
     let pair2 = json_of(pair2).await;
-    let access2 = pair2["access_token"].as_str().unwrap().to_string();
-    let refresh2 = pair2["refresh_token"].as_str().unwrap().to_string();
+    let access2 = field(&pair2, "access_token").to_string();
+    let refresh2 = field(&pair2, "refresh_token").to_string();
     // A tampered token and an access token where a refresh one belongs.
     let tampered = format!("{}x", &refresh2[..refresh2.len() - 1]);
     expect(
@@ -1160,10 +1138,7 @@ async fn no_secret_reaches_the_log_even_at_trace() {
         .unwrap()
         .to_string();
     let cookie_value = cookie.split_once('=').unwrap().1.to_string();
-    let browser_access = json_of(r).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let browser_access = field(&json_of(r).await, "access_token").to_string();
     let spa_refresh = client
         .post(format!("{base}/auth/refresh"))
         .header("x-keyward-client", "spa")

@@ -55,7 +55,7 @@ async fn simultaneous_wrong_guesses_get_no_more_checks_than_the_threshold() {
     }
     assert_eq!(failed_checks(&app.db), i64::from(THRESHOLD));
     // The right password is refused too while the lockout lasts.
-    app.try_login(&user).await.assert_error(429, "rate_limited");
+    app.login(&user).await.assert_error(429, "rate_limited");
 }
 
 #[actix_web::test]
@@ -77,7 +77,7 @@ async fn guesses_split_over_two_instances_share_the_threshold() {
     assert_eq!(count_status(&replies, 401), THRESHOLD as usize);
     assert_eq!(count_status(&replies, 429), GUESSES - THRESHOLD as usize);
     assert_eq!(failed_checks(&a.db), i64::from(THRESHOLD));
-    b.try_login(&user).await.assert_error(429, "rate_limited");
+    b.login(&user).await.assert_error(429, "rate_limited");
 }
 
 #[actix_web::test]
@@ -92,7 +92,7 @@ async fn a_success_still_resets_the_count() {
     }
 
     // Act
-    app.login(&user).await;
+    app.login(&user).await.token_pair();
 
     // Assert: a whole threshold of failures again before the lockout.
     for _ in 0..THRESHOLD {
@@ -100,7 +100,7 @@ async fn a_success_still_resets_the_count() {
             .await
             .assert_error(401, "invalid_credentials");
     }
-    app.try_login(&user).await.assert_error(429, "rate_limited");
+    app.login(&user).await.assert_error(429, "rate_limited");
 }
 
 #[actix_web::test]
@@ -112,8 +112,8 @@ async fn wrong_current_passwords_count_toward_the_lockout_and_are_logged() {
     })
     .await;
     let user = app.register().await;
-    let pair = app.login(&user).await;
-    let stolen = field(&pair, "access_token");
+    let pair = app.login(&user).await.token_pair();
+    let stolen = &pair.access_token;
     let guess = |n: usize| json!({"current_password": format!("guess-number-{n}"), "new_password": "the-thief-wants-this"});
 
     // Act
@@ -131,7 +131,7 @@ async fn wrong_current_passwords_count_toward_the_lockout_and_are_logged() {
     assert_eq!(statuses, [401, 401, 401, 429, 429]);
     with_the_right_one.assert_error(429, "rate_limited");
     assert!(with_the_right_one.header("retry-after").is_some());
-    app.try_login(&user).await.assert_error(429, "rate_limited");
+    app.login(&user).await.assert_error(429, "rate_limited");
     let logged = query_texts(
         &app.db,
         &format!(
@@ -140,7 +140,7 @@ async fn wrong_current_passwords_count_toward_the_lockout_and_are_logged() {
             user.id
         ),
     );
-    assert_eq!(logged, vec![field(&pair, "session_id").to_string(); 3]);
+    assert_eq!(logged, vec![pair.session_id.clone(); 3]);
     // Once the lockout has passed, the right password changes it, and the
     // count starts again.
     app.clock.advance(TimeDelta::seconds(61));
@@ -159,7 +159,7 @@ async fn an_operator_unlocks_a_username_at_once() {
             .await
             .assert_error(401, "invalid_credentials");
     }
-    app.try_login(&user).await.assert_error(429, "rate_limited");
+    app.login(&user).await.assert_error(429, "rate_limited");
 
     // Act: in any letter case.
     let (url, name) = (app.db.url.clone(), user.username.to_uppercase());
@@ -175,7 +175,7 @@ async fn an_operator_unlocks_a_username_at_once() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("unlocked"), "{stdout}");
-    app.login(&user).await;
+    app.login(&user).await.token_pair();
     // Nothing left to unlock is no error; a name no user could have is.
     let url = app.db.url.clone();
     let (again, bad) = tokio::task::spawn_blocking(move || {

@@ -134,3 +134,13 @@ pub async fn second_instance(app: &TestApp) -> TestApp {
     assert!(ready.is_some(), "the second instance never became ready");
     b
 }
+
+/// A port free now, for an instance that must come back on the same one
+/// or a process that takes its port as an argument.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

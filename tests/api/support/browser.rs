@@ -7,7 +7,6 @@
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs
 //! them).
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,7 +16,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 use tokio::sync::{Mutex, MutexGuard};
 
-use super::app::{spawn_app_with, Harness};
+use super::app::{free_port, spawn_app_with, Harness};
 use super::client::{eventually, User};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -49,10 +48,7 @@ pub(crate) struct Driver {
 impl Driver {
     pub(crate) async fn start() -> Self {
         use std::os::unix::process::CommandExt;
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
+        let port = free_port();
         let child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())

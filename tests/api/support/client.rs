@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use super::app::TestApp;
 use super::db::TestDb;
+use super::tokens::TokenPair;
 
 /// A response read whole: status, headers, body as text and JSON.
 pub struct Reply {
@@ -51,6 +52,15 @@ impl Reply {
             "{}",
             self.text
         );
+    }
+}
+
+impl Reply {
+    /// The token pair of a successful sign-in or refresh (200 expected).
+    #[track_caller]
+    pub fn token_pair(&self) -> TokenPair {
+        assert_eq!(self.status, 200, "a token pair expected: {}", self.text);
+        TokenPair::from_json(self.json.clone())
     }
 }
 
@@ -144,17 +154,15 @@ impl TestApp {
         }
     }
 
-    /// Logs in (200 expected) and returns the token pair.
-    pub async fn login(&self, user: &User) -> Value {
-        let r = self
-            .post_json(
-                "/auth/login",
-                &json!({"username": user.username, "password": user.password}),
-                None,
-            )
-            .await;
-        assert_eq!(r.status, 200, "login: {}", r.text);
-        r.json
+    /// `POST /auth/login` with the user's credentials, whatever its answer
+    /// (`.token_pair()` on it when the sign-in must succeed).
+    pub async fn login(&self, user: &User) -> Reply {
+        self.post_json(
+            "/auth/login",
+            &json!({"username": user.username, "password": user.password}),
+            None,
+        )
+        .await
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Reply {
@@ -203,24 +211,13 @@ impl TestApp {
     pub async fn admin(&self, db: &TestDb) -> (User, String) {
         let user = self.register().await;
         self.make_admin(db, &user);
-        let pair = self.login(&user).await;
-        let token = pair["access_token"].as_str().unwrap().to_string();
-        (user, token)
-    }
-
-    /// A sign-in attempt, whatever its answer.
-    pub async fn try_login(&self, user: &User) -> Reply {
-        self.post_json(
-            "/auth/login",
-            &json!({"username": user.username, "password": user.password}),
-            None,
-        )
-        .await
+        let pair = self.login(&user).await.token_pair();
+        (user, pair.access_token)
     }
 
     /// `GET /api/me` with the access token of a token pair.
-    pub async fn me(&self, pair: &Value) -> Reply {
-        self.get("/api/me", Some(field(pair, "access_token"))).await
+    pub async fn me(&self, pair: &TokenPair) -> Reply {
+        self.get("/api/me", Some(&pair.access_token)).await
     }
 
     /// A form POST with a Bearer token.
