@@ -191,3 +191,37 @@ async fn an_operator_unlocks_a_username_at_once() {
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+#[actix_web::test]
+async fn the_lockout_is_shared_by_two_instances_on_one_database() {
+    let a = spawn_app_with(|s| {
+        s.rate_limit.lockout_threshold = 3;
+        s.rate_limit.lockout_seconds = 60;
+    })
+    .await;
+    let b = spawn_on(a.settings.clone(), Clock::system()).await;
+    let user = a.register().await;
+    let wrong = json!({"username": user.username, "password": "not the password"});
+    a.post_json("/auth/login", &wrong, None)
+        .await
+        .assert_error(401, "invalid_credentials");
+    b.post_json("/auth/login", &wrong, None)
+        .await
+        .assert_error(401, "invalid_credentials");
+    // The third failure, counted across both, locks the username.
+    let upper = json!({"username": user.username.to_uppercase(), "password": "nope nope"});
+    a.post_json("/auth/login", &upper, None)
+        .await
+        .assert_error(401, "invalid_credentials");
+    let good = json!({"username": user.username, "password": user.password});
+    for app in [&a.app, &b] {
+        let r = app.post_json("/auth/login", &good, None).await;
+        r.assert_error(429, "rate_limited");
+        let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=61).contains(&retry), "retry-after {retry}");
+    }
+    // Once it has passed (on either instance's clock), the right password works.
+    b.clock.advance(TimeDelta::seconds(61));
+    let r = b.post_json("/auth/login", &good, None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
