@@ -2,7 +2,6 @@
 //! that outlived their retention, in batches, and nothing else.
 
 use chrono::{TimeDelta, Utc};
-use diesel::RunQueryDsl;
 
 use crate::support::app::*;
 use crate::support::db::*;
@@ -67,42 +66,28 @@ async fn the_cleanup_job_deletes_only_what_outlived_its_retention() {
     assert_eq!(swept.sessions, 2502, "{swept:?}");
     assert_eq!(swept.events as i64, events_before, "{swept:?}");
     assert_eq!(swept.throttle, 1, "{swept:?}");
-    #[derive(diesel::QueryableByName)]
-    struct Label {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        label: String,
-    }
-    let left: Vec<String> =
-        diesel::sql_query("SELECT user_agent AS label FROM sessions ORDER BY user_agent")
-            .load::<Label>(&mut conn)
-            .unwrap()
-            .into_iter()
-            .map(|l| l.label)
-            .collect();
+    let left = query_texts(
+        &app.db,
+        "SELECT user_agent AS value FROM sessions ORDER BY user_agent",
+    );
     assert_eq!(
         left,
         ["expired_6_days_ago", "live", "revoked_6_days_ago"],
         "kept sessions"
     );
-    let kinds: Vec<String> =
-        diesel::sql_query("SELECT kind AS label FROM events WHERE kind LIKE '%_event'")
-            .load::<Label>(&mut conn)
-            .unwrap()
-            .into_iter()
-            .map(|l| l.label)
-            .collect();
+    let kinds = query_texts(
+        &app.db,
+        "SELECT kind AS value FROM events WHERE kind LIKE '%_event'",
+    );
     assert_eq!(kinds, ["kept_event"]);
     assert_eq!(
         query_i64(&app.db, "SELECT count(*) FROM events"),
         events_total - events_before
     );
-    let keys: Vec<String> =
-        diesel::sql_query("SELECT username_key AS label FROM login_throttle ORDER BY username_key")
-            .load::<Label>(&mut conn)
-            .unwrap()
-            .into_iter()
-            .map(|l| l.label)
-            .collect();
+    let keys = query_texts(
+        &app.db,
+        "SELECT username_key AS value FROM login_throttle ORDER BY username_key",
+    );
     assert_eq!(keys, ["recent", "stale_but_locked"]);
 
     // A second sweep finds nothing more; the user itself is untouched.
