@@ -8,7 +8,11 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use serde_json::{json, Value};
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::cli::*;
+use crate::support::client::*;
+use crate::support::db::*;
+use crate::support::tokens::*;
 
 /// Every admin route, with a method and a path naming `id`.
 fn admin_routes(id: &str) -> Vec<(&'static str, String)> {
@@ -72,8 +76,8 @@ async fn events_of(app: &TestApp, admin: &str, user_id: &str) -> Vec<Value> {
 async fn non_admins_are_refused_every_admin_route() {
     let app = spawn_app().await;
     let user = app.register().await;
-    let pair = app.login(&user).await;
-    let at = field(&pair, "access_token");
+    let pair = app.login(&user).await.token_pair();
+    let at = &pair.access_token;
 
     for (method, path) in admin_routes(&user.id) {
         let r = call(&app, method, &path, at).await;
@@ -88,7 +92,7 @@ async fn non_admins_are_refused_every_admin_route() {
         r.assert_error(401, "invalid_token");
     }
     // The user still exists and is not banned: nothing was done.
-    app.login(&user).await;
+    app.login(&user).await.token_pair();
 }
 
 #[actix_web::test]
@@ -154,8 +158,8 @@ async fn a_ban_revokes_every_session_and_blocks_sign_in() {
         at,
         user,
     } = scene().await;
-    let one = app.login(&user).await;
-    let two = app.login(&user).await;
+    let one = app.login(&user).await.token_pair();
+    let two = app.login(&user).await.token_pair();
 
     // Act
     let r = app
@@ -170,11 +174,11 @@ async fn a_ban_revokes_every_session_and_blocks_sign_in() {
     assert_eq!(r.status, 204, "{}", r.text);
     for pair in [&one, &two] {
         app.me(pair).await.assert_error(401, "session_revoked");
-        app.refresh(field(pair, "refresh_token"))
+        app.refresh(&pair.refresh_token)
             .await
             .assert_error(403, "user_banned");
     }
-    app.try_login(&user).await.assert_error(403, "user_banned");
+    app.login(&user).await.assert_error(403, "user_banned");
     let shown = user_view(&app, &at, &user.id).await;
     assert_eq!(shown.status, 200, "{}", shown.text);
     assert_eq!(shown.json["banned"], true);
@@ -198,8 +202,8 @@ async fn a_ban_revokes_every_session_and_blocks_sign_in() {
         )
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
-    app.login(&user).await;
-    app.refresh(field(&one, "refresh_token"))
+    app.login(&user).await.token_pair();
+    app.refresh(&one.refresh_token)
         .await
         .assert_error(401, "session_revoked");
     let events = events_of(&app, &at, &user.id).await;
@@ -225,12 +229,12 @@ async fn a_timed_ban_ends_by_itself() {
     let shown = user_view(&app, &at, &user.id).await;
     assert_eq!(shown.json["banned"], true);
     assert!(shown.json["banned_until"].is_string(), "{}", shown.text);
-    app.try_login(&user).await.assert_error(403, "user_banned");
+    app.login(&user).await.assert_error(403, "user_banned");
 
     app.clock.advance(TimeDelta::seconds(61));
 
-    let pair = app.login(&user).await;
-    let refreshed = app.refresh(field(&pair, "refresh_token")).await;
+    let pair = app.login(&user).await.token_pair();
+    let refreshed = app.refresh(&pair.refresh_token).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.text);
     let shown = user_view(&app, &at, &user.id).await;
     assert_eq!(shown.json["banned"], false, "{}", shown.text);
@@ -268,7 +272,7 @@ async fn a_ban_duration_must_be_a_sensible_number_of_seconds() {
         .assert_error(400, "invalid_request");
 
     // Nothing was banned by the refused requests.
-    app.login(&user).await;
+    app.login(&user).await.token_pair();
     // Form bodies work too: the number arrives as text.
     let r = app
         .post_form_with_token(&path, &[("duration_seconds", "3600")], &at)
@@ -462,16 +466,12 @@ async fn a_user_shows_its_live_sessions_count_and_fields() {
         user,
     } = scene().await;
     let pairs = [
-        app.login(&user).await,
-        app.login(&user).await,
-        app.login(&user).await,
+        app.login(&user).await.token_pair(),
+        app.login(&user).await.token_pair(),
+        app.login(&user).await.token_pair(),
     ];
     let r = app
-        .post_json(
-            "/auth/logout",
-            &json!({}),
-            Some(field(&pairs[0], "access_token")),
-        )
+        .post_json("/auth/logout", &json!({}), Some(&pairs[0].access_token))
         .await;
     assert_eq!(r.status, 204);
 
@@ -505,15 +505,12 @@ async fn an_admin_revokes_one_session_or_all_of_them() {
         at,
         user,
     } = scene().await;
-    let one = app.login(&user).await;
-    let two = app.login(&user).await;
+    let one = app.login(&user).await.token_pair();
+    let two = app.login(&user).await.token_pair();
 
     // Act: one session
     let r = app
-        .delete(
-            &format!("/admin/sessions/{}", field(&one, "session_id")),
-            Some(&at),
-        )
+        .delete(&format!("/admin/sessions/{}", one.session_id), Some(&at))
         .await;
 
     // Assert
@@ -526,7 +523,7 @@ async fn an_admin_revokes_one_session_or_all_of_them() {
     assert_eq!(live.status, 200, "{}", live.text);
     let live = live.json["sessions"].as_array().unwrap().clone();
     assert_eq!(live.len(), 1);
-    assert_eq!(live[0]["id"], two["session_id"]);
+    assert_eq!(live[0]["id"], two.session_id);
     let all = app
         .get(
             &format!("/admin/users/{}/sessions?include_revoked=true", user.id),
@@ -535,7 +532,7 @@ async fn an_admin_revokes_one_session_or_all_of_them() {
         .await;
     let all = all.json["sessions"].as_array().unwrap().clone();
     assert_eq!(all.len(), 2);
-    let revoked = all.iter().find(|s| s["id"] == one["session_id"]).unwrap();
+    let revoked = all.iter().find(|s| s["id"] == one.session_id).unwrap();
     assert_eq!(revoked["revoked_reason"], "admin_revoked");
     assert!(revoked["revoked_at"].is_string());
 
@@ -546,7 +543,7 @@ async fn an_admin_revokes_one_session_or_all_of_them() {
 
     assert_eq!(r.status, 204, "{}", r.text);
     app.me(&two).await.assert_error(401, "session_revoked");
-    app.refresh(field(&two, "refresh_token"))
+    app.refresh(&two.refresh_token)
         .await
         .assert_error(401, "session_revoked");
     let events = events_of(&app, &at, &user.id).await;
@@ -567,7 +564,7 @@ async fn an_admin_revokes_one_session_or_all_of_them() {
         metrics.text
     );
     // The user can still sign in: revoking sessions is not a ban.
-    app.login(&user).await;
+    app.login(&user).await.token_pair();
 }
 
 #[actix_web::test]
@@ -578,14 +575,14 @@ async fn a_replayed_refresh_token_shows_in_the_event_log() {
         at,
         user,
     } = scene().await;
-    let pair = app.login(&user).await;
-    let rotated = app.refresh(field(&pair, "refresh_token")).await;
+    let pair = app.login(&user).await.token_pair();
+    let rotated = app.refresh(&pair.refresh_token).await;
     assert_eq!(rotated.status, 200, "{}", rotated.text);
     app.clock.advance(TimeDelta::seconds(
         app.settings.auth.reuse_grace_seconds + 1,
     ));
 
-    app.refresh(field(&pair, "refresh_token"))
+    app.refresh(&pair.refresh_token)
         .await
         .assert_error(401, "token_reused");
 
@@ -594,7 +591,7 @@ async fn a_replayed_refresh_token_shows_in_the_event_log() {
         .iter()
         .find(|e| e["kind"] == "reuse_detected")
         .expect("a reuse_detected event");
-    assert_eq!(reuse["session_id"], pair["session_id"]);
+    assert_eq!(reuse["session_id"], pair.session_id);
     assert_eq!(reuse["user_id"], user.id.as_str());
     assert!(reuse["id"].is_i64() && reuse["at"].is_string());
     assert!(events.iter().all(|e| e["user_id"] == user.id.as_str()));
@@ -611,7 +608,7 @@ async fn events_page_backwards_with_before() {
         user,
     } = scene().await;
     for _ in 0..4 {
-        app.login(&user).await;
+        app.login(&user).await.token_pair();
     }
     let everything = app.get("/admin/events", Some(&at)).await;
     let all_ids: Vec<i64> = everything.json["events"]
@@ -658,7 +655,7 @@ async fn deleting_a_user_ends_their_tokens_and_removes_their_sessions() {
         at,
         user,
     } = scene().await;
-    let pair = app.login(&user).await;
+    let pair = app.login(&user).await.token_pair();
 
     // Act
     let r = app
@@ -668,7 +665,7 @@ async fn deleting_a_user_ends_their_tokens_and_removes_their_sessions() {
     // Assert
     assert_eq!(r.status, 204, "{}", r.text);
     app.me(&pair).await.assert_error(401, "session_revoked");
-    app.refresh(field(&pair, "refresh_token"))
+    app.refresh(&pair.refresh_token)
         .await
         .assert_error(401, "invalid_token");
     user_view(&app, &at, &user.id)
@@ -677,7 +674,7 @@ async fn deleting_a_user_ends_their_tokens_and_removes_their_sessions() {
     app.get(&format!("/admin/users/{}/sessions", user.id), Some(&at))
         .await
         .assert_error(404, "not_found");
-    app.try_login(&user)
+    app.login(&user)
         .await
         .assert_error(401, "invalid_credentials");
     assert_eq!(
@@ -696,7 +693,7 @@ async fn deleting_a_user_ends_their_tokens_and_removes_their_sessions() {
         .find(|e| e["kind"] == "user_deleted")
         .expect("the event keeps the user id");
     assert_eq!(deleted["actor_id"], admin.id.as_str());
-    assert_eq!(deleted["detail"]["sessions"][0], pair["session_id"]);
+    assert_eq!(deleted["detail"]["sessions"][0], pair.session_id);
 }
 
 #[actix_web::test]
@@ -710,8 +707,8 @@ async fn a_deletion_reaches_another_instance() {
     assert!(ready.is_some(), "instance B's listener never caught up");
     let (_admin, at) = a.admin(&a.db).await;
     let user = a.register().await;
-    let pair = a.login(&user).await;
-    let user_at = field(&pair, "access_token");
+    let pair = a.login(&user).await.token_pair();
+    let user_at = &pair.access_token;
     assert_eq!(b.get("/api/me", Some(user_at)).await.status, 200);
 
     let r = a
@@ -735,7 +732,7 @@ async fn the_command_line_ban_has_the_same_effect() {
         at,
         user,
     } = scene().await;
-    let pair = app.login(&user).await;
+    let pair = app.login(&user).await.token_pair();
 
     // Act
     let db = app.db.url.clone();
@@ -759,10 +756,10 @@ async fn the_command_line_ban_has_the_same_effect() {
     .await;
     assert!(took.is_some(), "the banned user's token still works");
     app.me(&pair).await.assert_error(401, "session_revoked");
-    app.refresh(field(&pair, "refresh_token"))
+    app.refresh(&pair.refresh_token)
         .await
         .assert_error(403, "user_banned");
-    app.try_login(&user).await.assert_error(403, "user_banned");
+    app.login(&user).await.assert_error(403, "user_banned");
     let shown = user_view(&app, &at, &user.id).await;
     assert_eq!(shown.json["banned"], true);
     assert_eq!(shown.json["ban_reason"], "from the shell");
@@ -776,5 +773,5 @@ async fn the_command_line_ban_has_the_same_effect() {
         .await
         .unwrap();
     assert!(out.status.success());
-    app.login(&user).await;
+    app.login(&user).await.token_pair();
 }

@@ -2,7 +2,8 @@
 
 use serde_json::json;
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
 
 #[actix_web::test]
 async fn health_and_ready_answer_ok() {
@@ -133,11 +134,11 @@ async fn registration_can_be_closed() {
 async fn login_accepts_json_and_form_and_any_case() {
     let app = spawn_app().await;
     let user = app.register().await;
-    let pair = app.login(&user).await;
-    assert_eq!(pair["token_type"], "Bearer");
-    assert_eq!(pair["expires_in"], 900);
-    assert!((86_390..=86_400).contains(&pair["refresh_expires_in"].as_i64().unwrap()));
-    assert_eq!(pair["user"]["username"], user.username.as_str());
+    let pair = app.login(&user).await.token_pair();
+    assert_eq!(pair.token_type, "Bearer");
+    assert_eq!(pair.expires_in, 900);
+    assert!((86_390..=86_400).contains(&pair.refresh_expires_in));
+    assert_eq!(pair.raw["user"]["username"], user.username.as_str());
 
     let r = app
         .post_form(
@@ -150,7 +151,7 @@ async fn login_accepts_json_and_form_and_any_case() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.header("cache-control"), Some("no-store"));
-    assert_ne!(r.json["session_id"], pair["session_id"]);
+    assert_ne!(r.json["session_id"], pair.session_id);
 }
 
 #[actix_web::test]
@@ -210,7 +211,7 @@ async fn the_first_72_bytes_of_a_long_password_do_not_log_in() {
 async fn a_banned_user_cannot_log_in_or_refresh() {
     let app = spawn_app().await;
     let user = app.register().await;
-    let pair = app.login(&user).await;
+    let pair = app.login(&user).await.token_pair();
     app.db.exec(&format!(
         "UPDATE users SET banned = true WHERE id = '{}'",
         user.id
@@ -223,7 +224,7 @@ async fn a_banned_user_cannot_log_in_or_refresh() {
         )
         .await;
     r.assert_error(403, "user_banned");
-    let r = app.refresh(pair["refresh_token"].as_str().unwrap()).await;
+    let r = app.refresh(pair.refresh_token.as_str()).await;
     r.assert_error(403, "user_banned");
 }
 
@@ -235,7 +236,7 @@ async fn a_timed_ban_that_has_ended_no_longer_blocks() {
         "UPDATE users SET banned = true, banned_until = now() - interval '1 second' WHERE id = '{}'",
         user.id
     ));
-    app.login(&user).await;
+    app.login(&user).await.token_pair();
 }
 
 #[actix_web::test]
@@ -274,14 +275,14 @@ async fn failed_logins_lock_the_username_then_success_resets() {
         .assert_error(429, "rate_limited");
 
     app.clock.advance(chrono::TimeDelta::seconds(61));
-    app.login(&user).await;
+    app.login(&user).await.token_pair();
     // The success reset the count: two failures do not lock.
     for _ in 0..2 {
         app.post_json("/auth/login", &bad, None)
             .await
             .assert_error(401, "invalid_credentials");
     }
-    app.login(&user).await;
+    app.login(&user).await.token_pair();
 }
 
 #[actix_web::test]
@@ -359,8 +360,8 @@ async fn the_tutorial_flow_works_unchanged() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let access = r.json["access_token"].as_str().unwrap().to_string();
-    let refresh = r.json["refresh_token"].as_str().unwrap().to_string();
+    let access = field(&r.json, "access_token").to_string();
+    let refresh = field(&r.json, "refresh_token").to_string();
     let r = app.get("/restricted", Some(&access)).await;
     assert_eq!(r.status, 200);
     assert_eq!(
@@ -377,7 +378,7 @@ async fn the_tutorial_flow_works_unchanged() {
         .post_form("/token", &[("refresh_token", &refresh)])
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_ne!(r.json["refresh_token"].as_str().unwrap(), refresh);
+    assert_ne!(field(&r.json, "refresh_token"), refresh);
 }
 
 #[actix_web::test]

@@ -4,7 +4,9 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
+use crate::support::tokens::*;
 
 const LISTED: &str = "http://app.example.test";
 const FOREIGN: &str = "http://evil.example.test";
@@ -54,15 +56,13 @@ impl SetCookie {
 }
 
 impl TestApp {
-    /// A login, in browser mode (the `X-Keyward-Client: spa` header) or not.
-    async fn login_reply(&self, user: &User, spa: bool) -> Reply {
-        let mut req = self
+    /// A login in browser mode (the `X-Keyward-Client: spa` header).
+    async fn spa_login(&self, user: &User) -> Reply {
+        let req = self
             .client
             .post(self.url("/auth/login"))
+            .header("x-keyward-client", "spa")
             .json(&json!({"username": user.username, "password": user.password}));
-        if spa {
-            req = req.header("x-keyward-client", "spa");
-        }
         read(req.send().await.unwrap()).await
     }
 
@@ -107,7 +107,7 @@ impl TestApp {
     /// Registers a user and signs in in browser mode; returns the cookie.
     async fn spa_session(&self) -> String {
         let user = self.register().await;
-        let r = self.login_reply(&user, true).await;
+        let r = self.spa_login(&user).await;
         assert_eq!(r.status, 200, "{}", r.text);
         SetCookie::of(&r).expect("a refresh cookie").value
     }
@@ -122,7 +122,7 @@ async fn spa_login_puts_the_refresh_token_in_a_strict_cookie_not_the_body() {
     let app = spawn_app_with(|s| s.cookie.secure = true).await;
     let user = app.register().await;
 
-    let r = app.login_reply(&user, true).await;
+    let r = app.spa_login(&user).await;
 
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.json["access_token"].is_string(), "{}", r.text);
@@ -149,7 +149,7 @@ async fn the_cookie_is_not_secure_when_cookie_secure_is_false() {
     let app = spawn_app_with(|s| s.cookie.secure = false).await;
     let user = app.register().await;
 
-    let r = app.login_reply(&user, true).await;
+    let r = app.spa_login(&user).await;
 
     assert_eq!(r.status, 200, "{}", r.text);
     let cookie = SetCookie::of(&r).expect("a keyward_refresh cookie");
@@ -163,7 +163,7 @@ async fn a_login_without_the_client_header_sets_no_cookie() {
     let app = spawn_app().await;
     let user = app.register().await;
 
-    let r = app.login_reply(&user, false).await;
+    let r = app.login(&user).await;
 
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.json["refresh_token"].is_string());

@@ -6,7 +6,9 @@
 
 use serde_json::json;
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
+use crate::support::db::*;
 
 /// A wrong login sent with this `X-Forwarded-For` header, for a username
 /// of its own (so that only the per-address limit can refuse it).

@@ -7,7 +7,8 @@ use chrono::TimeDelta;
 use keyward::clock::Clock;
 use keyward::config::RetentionSettings;
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
 
 #[actix_web::test]
 async fn instances_whose_clocks_disagree_share_one_grace_window() {
@@ -19,8 +20,8 @@ async fn instances_whose_clocks_disagree_share_one_grace_window() {
     )
     .await;
     let user = first.register().await;
-    let pair = first.login(&user).await;
-    let rt0 = field(&pair, "refresh_token").to_string();
+    let pair = first.login(&user).await.token_pair();
+    let rt0 = pair.refresh_token.clone();
 
     // Act / Assert: a refresh on the first, and the same token retried at
     // once on the instance that runs ahead: a concurrent refresh, not a

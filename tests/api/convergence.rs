@@ -5,8 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::db_proxy::{through_proxy, Proxy};
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
+use crate::support::proxy::{through_proxy, Proxy};
 
 async fn ready(app: &TestApp) {
     let ready = eventually(Duration::from_secs(5), || async {
@@ -22,9 +23,9 @@ async fn a_revocation_written_without_notify_reaches_both_instances_within_the_p
     let b = second_instance(&a).await;
     let poll = Duration::from_secs(a.settings.revocation.poll_seconds);
     let user = a.register().await;
-    let pair = a.login(&user).await;
-    let token = field(&pair, "access_token");
-    let sid = field(&pair, "session_id");
+    let pair = a.login(&user).await.token_pair();
+    let token = &pair.access_token;
+    let sid = &pair.session_id;
     for app in [&a.app, &b] {
         assert_eq!(app.me(&pair).await.status, 200);
     }
@@ -61,7 +62,7 @@ async fn a_revocation_written_without_notify_reaches_both_instances_within_the_p
 
 #[actix_web::test]
 async fn a_stale_set_answers_503_and_recovers_when_the_database_returns() {
-    let proxy = Proxy::start(crate::db_proxy::pg_address());
+    let proxy = Proxy::start(crate::support::proxy::pg_address());
     let app = spawn_app_with(|s| {
         through_proxy(s, &proxy);
         s.revocation.poll_seconds = 1;
@@ -70,7 +71,7 @@ async fn a_stale_set_answers_503_and_recovers_when_the_database_returns() {
     .await;
     ready(&app).await;
     let user = app.register().await;
-    let pair = app.login(&user).await;
+    let pair = app.login(&user).await.token_pair();
     assert_eq!(app.me(&pair).await.status, 200);
 
     proxy.cut();
@@ -113,7 +114,7 @@ async fn a_stale_set_answers_503_and_recovers_when_the_database_returns() {
 
 #[actix_web::test]
 async fn without_a_staleness_bound_an_outage_keeps_tokens_working() {
-    let proxy = Proxy::start(crate::db_proxy::pg_address());
+    let proxy = Proxy::start(crate::support::proxy::pg_address());
     let app = spawn_app_with(|s| {
         through_proxy(s, &proxy);
         s.revocation.poll_seconds = 1;
@@ -121,7 +122,7 @@ async fn without_a_staleness_bound_an_outage_keeps_tokens_working() {
     .await;
     ready(&app).await;
     let user = app.register().await;
-    let pair = app.login(&user).await;
+    let pair = app.login(&user).await.token_pair();
     proxy.cut();
     // Three polls missed: the default (0) chooses availability.
     actix_web::rt::time::sleep(Duration::from_secs(3)).await;

@@ -9,7 +9,9 @@ use diesel::connection::SimpleConnection;
 use serde_json::json;
 use tokio::sync::Barrier;
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
+use crate::support::db::*;
 
 const LOW: &str = "00000000-0000-4000-8000-000000000001";
 const HIGH: &str = "ffffffff-ffff-4fff-bfff-ffffffffffff";
@@ -101,7 +103,7 @@ async fn logouts_of_every_session_racing_an_administrators_revocation_never_fail
     for _round in 0..4 {
         let mut pairs = Vec::new();
         for _ in 0..8 {
-            pairs.push(app.login(&user).await);
+            pairs.push(app.login(&user).await.token_pair());
         }
         // Refreshes move rows around in the table while the revocations run.
         let barrier = Arc::new(Barrier::new(16));
@@ -110,7 +112,7 @@ async fn logouts_of_every_session_racing_an_administrators_revocation_never_fail
             let (client, released, rt) = (
                 app.client.clone(),
                 barrier.clone(),
-                field(pair, "refresh_token").to_string(),
+                pair.refresh_token.clone(),
             );
             let refresh = app.url("/auth/refresh");
             let logout = app.url("/auth/logout?scope=all");
@@ -128,7 +130,7 @@ async fn logouts_of_every_session_racing_an_administrators_revocation_never_fail
             let (client, released, rt) = (
                 app.client.clone(),
                 barrier.clone(),
-                field(pair, "refresh_token").to_string(),
+                pair.refresh_token.clone(),
             );
             let url = app.url("/auth/refresh");
             tasks.push(actix_web::rt::spawn(async move {

@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
+use crate::support::db::*;
+use crate::support::tokens::*;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_keyward");
 /// How long a start or an exit may take before the test fails.
@@ -160,7 +163,7 @@ async fn get(url: &str, token: Option<&str>) -> Reply {
 }
 
 /// Creates a user through `/ephemeral/users` and signs them in.
-async fn user_signed_in(eph: &Instance, username: &str, admin: bool) -> Value {
+async fn user_signed_in(eph: &Instance, username: &str, admin: bool) -> TokenPair {
     let password = "a-password-for-tests";
     let r = post(
         &eph.url("/ephemeral/users"),
@@ -176,8 +179,7 @@ async fn user_signed_in(eph: &Instance, username: &str, admin: bool) -> Value {
         None,
     )
     .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    r.json
+    r.token_pair()
 }
 
 async fn advance(eph: &Instance, seconds: i64) -> Reply {
@@ -205,8 +207,8 @@ async fn ephemeral_prints_one_line_serves_its_routes_and_ends_when_stdin_closes(
 
     // A user made directly, a 900 s token, the clock moved past it.
     let pair = user_signed_in(&eph, "eph.admin", true).await;
-    assert_eq!(pair["user"]["admin"], true);
-    let access = field(&pair, "access_token");
+    assert_eq!(pair.raw["user"]["admin"], true);
+    let access = &pair.access_token;
     assert_eq!(get(&eph.url("/api/me"), Some(access)).await.status, 200);
     let moved = advance(&eph, 1000).await;
     assert_eq!(moved.status, 200, "{}", moved.text);
@@ -218,7 +220,7 @@ async fn ephemeral_prints_one_line_serves_its_routes_and_ends_when_stdin_closes(
         .assert_error(401, "token_expired");
     let renewed = post(
         &eph.url("/auth/refresh"),
-        json!({"refresh_token": field(&pair, "refresh_token")}),
+        json!({"refresh_token": &pair.refresh_token}),
         None,
     )
     .await;
@@ -302,7 +304,7 @@ async fn the_ephemeral_clock_moves_the_rules_evaluated_in_sql_too() {
     let pair = user_signed_in(&eph, "eph.user", false).await;
 
     // The reuse grace window (10 s) ends by the clock alone.
-    let first = field(&pair, "refresh_token");
+    let first = &pair.refresh_token;
     let r = post(
         &eph.url("/auth/refresh"),
         json!({"refresh_token": first}),
@@ -320,11 +322,11 @@ async fn the_ephemeral_clock_moves_the_rules_evaluated_in_sql_too() {
     r.assert_error(401, "token_reused");
 
     // A ban for 60 s runs out by the clock alone.
-    let user_id = field(&pair["user"], "id");
+    let user_id = field(&pair.raw["user"], "id");
     let r = post(
         &eph.url(&format!("/admin/users/{user_id}/ban")),
         json!({"duration_seconds": 60}),
-        Some(field(&admin, "access_token")),
+        Some(&admin.access_token),
     )
     .await;
     assert_eq!(r.status, 204, "{}", r.text);
@@ -451,7 +453,7 @@ async fn instances_starting_at_the_same_moment_each_get_a_database_of_their_own(
     for (i, eph) in instances.iter().enumerate() {
         let pair = user_signed_in(eph, &format!("same.name{}", i % 2), false).await;
         assert_eq!(
-            get(&eph.url("/api/me"), Some(field(&pair, "access_token")))
+            get(&eph.url("/api/me"), Some(&pair.access_token))
                 .await
                 .status,
             200

@@ -9,7 +9,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use crate::helpers::*;
+use crate::support::cli::*;
+use crate::support::client::*;
+use crate::support::db::*;
 
 /// How an exit reads in the tally: `exit 0`, `exit 1`, `signal 11`.
 fn outcome(status: ExitStatus) -> String {

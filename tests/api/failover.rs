@@ -11,7 +11,10 @@ use keyward::clock::Clock;
 use keyward::config::{Secret, Settings};
 use serde_json::json;
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::cli::*;
+use crate::support::client::*;
+use crate::support::tokens::*;
 
 const BIN: &str = "/usr/lib/postgresql/15/bin";
 
@@ -36,14 +39,6 @@ fn pg(tool: &str, args: &[&str]) -> Output {
         output_text(&out)
     );
     out
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn append(path: &Path, text: &str) {
@@ -213,19 +208,19 @@ async fn refresh_chains_and_revocations_survive_a_failover_to_the_standby() {
     let a = spawn_on(settings.clone(), Clock::system()).await;
     let b = spawn_on(settings, Clock::system()).await;
     let user = a.register().await;
-    let chain = a.login(&user).await;
-    let chain = b.refresh(field(&chain, "refresh_token")).await;
-    assert_eq!(chain.status, 200, "{}", chain.text);
-    let ended = a.login(&user).await;
+    let chain = a.login(&user).await.token_pair();
+    // (A refresh answers 200 with a pair: `token_pair` asserts it.)
+    let chain = b.refresh(&chain.refresh_token).await.token_pair();
+    let ended = a.login(&user).await.token_pair();
     let r = a
         .post_json(
             "/auth/logout",
-            &json!({"refresh_token": field(&ended, "refresh_token")}),
+            &json!({"refresh_token": &ended.refresh_token}),
             None,
         )
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
-    let live = a.login(&user).await;
+    let live = a.login(&user).await.token_pair();
 
     // Act: the primary dies; the standby is promoted.
     let promoted = {
@@ -239,7 +234,7 @@ async fn refresh_chains_and_revocations_survive_a_failover_to_the_standby() {
 
     // Assert (within a bound: a commit waiting for a standby that is gone
     // would otherwise hang the test).
-    let after = after_failover(&a, &b, &chain.json, &ended, &live);
+    let after = after_failover(&a, &b, &chain, &ended, &live);
     let (resumed, next, heard) = tokio::time::timeout(Duration::from_secs(90), after)
         .await
         .expect("the instances hung after the failover");
@@ -256,9 +251,9 @@ async fn refresh_chains_and_revocations_survive_a_failover_to_the_standby() {
 async fn after_failover(
     a: &TestApp,
     b: &TestApp,
-    chain: &serde_json::Value,
-    ended: &serde_json::Value,
-    live: &serde_json::Value,
+    chain: &TokenPair,
+    ended: &TokenPair,
+    live: &TokenPair,
 ) -> (Duration, Duration, Duration) {
     let resumed = eventually(Duration::from_secs(30), || async {
         a.get("/ready", None).await.status == 200 && b.get("/ready", None).await.status == 200
@@ -267,7 +262,7 @@ async fn after_failover(
     assert!(resumed.is_some(), "the instances never became ready again");
     // The acknowledged rotation was not lost: its token continues the chain.
     let next = eventually(Duration::from_secs(10), || async {
-        a.refresh(field(chain, "refresh_token")).await.status == 200
+        a.refresh(&chain.refresh_token).await.status == 200
     })
     .await;
     assert!(
@@ -277,7 +272,7 @@ async fn after_failover(
     // The revocation from before is still in force, on both instances.
     for app in [a, b] {
         app.me(ended).await.assert_error(401, "session_revoked");
-        app.refresh(field(ended, "refresh_token"))
+        app.refresh(&ended.refresh_token)
             .await
             .assert_error(401, "session_revoked");
     }
@@ -287,7 +282,7 @@ async fn after_failover(
     let r = a
         .post_json(
             "/auth/logout",
-            &json!({"refresh_token": field(live, "refresh_token")}),
+            &json!({"refresh_token": &live.refresh_token}),
             None,
         )
         .await;

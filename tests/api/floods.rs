@@ -9,7 +9,9 @@ use std::time::Duration;
 use chrono::{TimeDelta, Utc};
 use serde_json::json;
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
+use crate::support::db::*;
 
 const FLOOD: usize = 40;
 
@@ -23,7 +25,7 @@ async fn a_login_flood_beyond_the_bound_gets_503s_while_tokens_keep_working() {
     })
     .await;
     let user = app.register().await;
-    let pair = app.login(&user).await;
+    let pair = app.login(&user).await.token_pair();
     let login = json!({"username": user.username, "password": user.password});
     // Logins that got through their password check so far.
     let checked = Cell::new(0usize);
@@ -43,7 +45,7 @@ async fn a_login_flood_beyond_the_bound_gets_503s_while_tokens_keep_working() {
     let meanwhile = async {
         // Let the flood reach the server first.
         tokio::task::yield_now().await;
-        let refreshed = app.refresh(field(&pair, "refresh_token")).await;
+        let refreshed = app.refresh(&pair.refresh_token).await;
         let me = app.me(&pair).await;
         (refreshed, me, checked.get())
     };
@@ -77,9 +79,9 @@ async fn one_session_refreshes_at_most_its_budget_with_retry_after() {
     )
     .await;
     let user = app.register().await;
-    let pair = app.login(&user).await;
-    let other = app.login(&user).await;
-    let first = field(&pair, "refresh_token").to_string();
+    let pair = app.login(&user).await.token_pair();
+    let other = app.login(&user).await.token_pair();
+    let first = pair.refresh_token.clone();
 
     // Act: a rotation, a grace answer for the same token, a rotation...
     let rotated = app.refresh(&first).await;
@@ -97,10 +99,7 @@ async fn one_session_refreshes_at_most_its_budget_with_retry_after() {
     // One refresh comes back every 60 / 3 = 20 seconds.
     assert_eq!(fourth.header("retry-after"), Some("20"));
     // Another session of the same user has its own budget.
-    assert_eq!(
-        app.refresh(field(&other, "refresh_token")).await.status,
-        200
-    );
+    assert_eq!(app.refresh(&other.refresh_token).await.status, 200);
     // The refused refresh rotated nothing: the token still works later.
     app.clock.advance(TimeDelta::seconds(20));
     let later = app.refresh(&next).await;
@@ -115,7 +114,7 @@ async fn no_refresh_limit_when_rate_limiting_is_disabled() {
     )
     .await;
     let user = app.register().await;
-    let mut token = field(&app.login(&user).await, "refresh_token").to_string();
+    let mut token = app.login(&user).await.token_pair().refresh_token;
     for _ in 0..5 {
         let r = app.refresh(&token).await;
         assert_eq!(r.status, 200, "{}", r.text);

@@ -2,23 +2,26 @@
 //! and `{"active": false}` with nothing else for every other token state.
 
 use chrono::TimeDelta;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::db_proxy::{pg_address, through_proxy, Proxy};
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
+use crate::support::proxy::{pg_address, through_proxy, Proxy};
+use crate::support::services::*;
+use crate::support::tokens::*;
 
 struct Scene {
     app: Harness,
     service: Service,
     user: User,
-    pair: Value,
+    pair: TokenPair,
 }
 
 async fn scene() -> Scene {
     let app = spawn_app().await;
     let service = app.create_service();
     let user = app.register().await;
-    let pair = app.login(&user).await;
+    let pair = app.login(&user).await.token_pair();
     Scene {
         app,
         service,
@@ -42,7 +45,7 @@ async fn a_live_access_token_is_active_with_its_claims() {
         user,
         pair,
     } = scene().await;
-    let at = field(&pair, "access_token");
+    let at = &pair.access_token;
 
     let r = app.introspect(&service, at).await;
 
@@ -68,7 +71,7 @@ async fn a_live_access_token_is_active_with_its_claims() {
         assert_eq!(b[key], claims[key], "{key}");
     }
     assert_eq!(b["sub"], user.id.as_str());
-    assert_eq!(b["sid"], pair["session_id"]);
+    assert_eq!(b["sid"], pair.session_id);
     assert_eq!(b["username"], user.username.as_str());
     assert_eq!(b["admin"], false);
     assert!(b["auth_time"].as_i64().unwrap() > 0, "{}", r.text);
@@ -92,7 +95,7 @@ async fn an_expired_access_token_is_inactive_past_the_leeway() {
     let Scene {
         app, service, pair, ..
     } = scene().await;
-    let at = field(&pair, "access_token");
+    let at = &pair.access_token;
     let ttl = app.settings.auth.access_ttl_seconds;
     let leeway = app.settings.auth.leeway_seconds;
 
@@ -109,7 +112,7 @@ async fn a_logged_out_sessions_access_token_is_inactive() {
     let Scene {
         app, service, pair, ..
     } = scene().await;
-    let at = field(&pair, "access_token");
+    let at = &pair.access_token;
     let r = app.client.post(app.url("/auth/logout")).bearer_auth(at);
     assert_eq!(r.send().await.unwrap().status(), 204);
 
@@ -134,7 +137,7 @@ async fn a_banned_users_access_token_is_inactive() {
         .await;
     assert_eq!(banned.status, 204, "{}", banned.text);
 
-    let r = app.introspect(&service, field(&pair, "access_token")).await;
+    let r = app.introspect(&service, &pair.access_token).await;
 
     assert_inactive(&r, "banned");
 }
@@ -144,7 +147,7 @@ async fn anything_but_an_access_token_of_this_keyward_is_inactive() {
     let Scene {
         app, service, pair, ..
     } = scene().await;
-    let at = field(&pair, "access_token");
+    let at = &pair.access_token;
     let now = app.clock.now().timestamp();
     let mut foreign = app.state.tokens.verify_access(at, now).unwrap();
     foreign.iss = "https://elsewhere.example".into();
@@ -153,11 +156,11 @@ async fn anything_but_an_access_token_of_this_keyward_is_inactive() {
     foreign.aud = "another-audience".into();
     let other_audience = app.state.tokens.sign_access(&foreign).unwrap();
     let elsewhere = spawn_app().await;
-    let other_keyward = field(
-        &elsewhere.login(&elsewhere.register().await).await,
-        "access_token",
-    )
-    .to_string();
+    let other_keyward = elsewhere
+        .login(&elsewhere.register().await)
+        .await
+        .token_pair()
+        .access_token;
     let (h, p, s) = {
         let mut parts = at.split('.');
         (
@@ -171,7 +174,7 @@ async fn anything_but_an_access_token_of_this_keyward_is_inactive() {
     let too_long = format!("{at}{}", "A".repeat(5000));
 
     for (what, token) in [
-        ("a refresh token", field(&pair, "refresh_token")),
+        ("a refresh token", pair.refresh_token.as_str()),
         ("another issuer's token", &other_issuer),
         ("another audience's token", &other_audience),
         ("another keyward's token", &other_keyward),
@@ -217,8 +220,8 @@ async fn introspection_needs_no_database_until_the_set_is_stale() {
     })
     .await;
     let service = app.create_service();
-    let pair = app.login(&app.register().await).await;
-    let at = field(&pair, "access_token");
+    let pair = app.login(&app.register().await).await.token_pair();
+    let at = &pair.access_token;
 
     // Act
     proxy.cut();

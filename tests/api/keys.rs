@@ -10,21 +10,11 @@ use keyward::clock::Clock;
 use keyward::config::{Algorithm, Secret};
 use serde_json::Value;
 
-use crate::helpers::*;
-
-fn kid_of(token: &str) -> String {
-    header_of(token)["kid"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn alg_of(token: &str) -> String {
-    header_of(token)["alg"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
+use crate::support::app::*;
+use crate::support::cli::*;
+use crate::support::client::*;
+use crate::support::db::*;
+use crate::support::tokens::*;
 
 async fn published(app: &TestApp) -> Vec<String> {
     let r = app.get("/.well-known/jwks.json", None).await;
@@ -63,15 +53,6 @@ fn state_of<'a>(states: &'a [(String, String)], kid: &str) -> &'a str {
         .unwrap_or_else(|| panic!("{kid} not listed: {states:?}"))
 }
 
-/// Logs in until new tokens carry `kid`, for up to a second.
-async fn signs_with(app: &TestApp, user: &User, kid: &str) -> bool {
-    eventually(Duration::from_secs(1), || async {
-        kid_of(field(&app.login(user).await, "access_token")) == kid
-    })
-    .await
-    .is_some()
-}
-
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
@@ -80,10 +61,10 @@ fn stdout(out: &std::process::Output) -> String {
 async fn without_a_secret_tokens_are_eddsa_and_published() {
     let app = spawn_app().await;
     let user = app.register().await;
-    let pair = app.login(&user).await;
-    let at = field(&pair, "access_token");
+    let pair = app.login(&user).await.token_pair();
+    let at = &pair.access_token;
     assert_eq!(alg_of(at), "EdDSA");
-    assert_eq!(alg_of(field(&pair, "refresh_token")), "EdDSA");
+    assert_eq!(alg_of(&pair.refresh_token), "EdDSA");
     assert_eq!(published(&app).await, vec![kid_of(at)]);
 }
 
@@ -92,8 +73,8 @@ async fn a_database_of_hs256_keys_keeps_its_users_signed_in_under_the_eddsa_defa
     // Arrange: a database whose keys are HS256, as before EdDSA was the default.
     let old = spawn_app_with(|s| s.auth.algorithm = Algorithm::HS256).await;
     let user = old.register().await;
-    let pair = old.login(&user).await;
-    let (at, rt) = (field(&pair, "access_token"), field(&pair, "refresh_token"));
+    let pair = old.login(&user).await.token_pair();
+    let (at, rt) = (&pair.access_token, &pair.refresh_token);
     assert_eq!(alg_of(at), "HS256");
 
     // Act: an instance with the default settings starts on it.
@@ -104,22 +85,19 @@ async fn a_database_of_hs256_keys_keeps_its_users_signed_in_under_the_eddsa_defa
     let r = new.refresh(rt).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(alg_of(field(&r.json, "access_token")), "EdDSA");
-    let fresh = new.login(&user).await;
-    assert_eq!(alg_of(field(&fresh, "access_token")), "EdDSA");
-    assert_eq!(
-        published(&new).await,
-        vec![kid_of(field(&fresh, "access_token"))]
-    );
+    let fresh = new.login(&user).await.token_pair();
+    assert_eq!(alg_of(&fresh.access_token), "EdDSA");
+    assert_eq!(published(&new).await, vec![kid_of(&fresh.access_token)]);
     let states = key_states(&old.db).await;
     assert_eq!(state_of(&states, &kid_of(at)), "verifying");
     // An HS256 token naming the EdDSA key is refused (algorithm pinned per key).
     let forged = {
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
         header.typ = Some("at+jwt".into());
-        header.kid = Some(kid_of(field(&fresh, "access_token")));
+        header.kid = Some(kid_of(&fresh.access_token));
         jsonwebtoken::encode(
             &header,
-            &claims(field(&fresh, "access_token")),
+            &claims(&fresh.access_token),
             &jsonwebtoken::EncodingKey::from_secret(b"whatever-secret-of-32-bytes-long!"),
         )
         .unwrap()
@@ -133,7 +111,7 @@ async fn a_database_of_hs256_keys_keeps_its_users_signed_in_under_the_eddsa_defa
 async fn a_rotated_key_is_published_at_once_and_signs_after_the_publish_delay() {
     let app = spawn_app().await;
     let user = app.register().await;
-    let kid1 = kid_of(field(&app.login(&user).await, "access_token"));
+    let kid1 = kid_of(&app.login(&user).await.token_pair().access_token);
 
     let out = keyward_cli_with(&app.db.url, &["keys", "rotate"], &[]).await;
 
@@ -153,7 +131,7 @@ async fn a_rotated_key_is_published_at_once_and_signs_after_the_publish_delay() 
     .await;
     assert!(both.is_some(), "{:?}", published(&app).await);
     assert_eq!(
-        kid_of(field(&app.login(&user).await, "access_token")),
+        kid_of(&app.login(&user).await.token_pair().access_token),
         kid1,
         "a key signs only once published for auth.key_publish_seconds"
     );
@@ -169,14 +147,14 @@ async fn a_rotated_key_is_published_at_once_and_signs_after_the_publish_delay() 
 
     app.clock.advance(TimeDelta::seconds(301));
 
-    assert!(signs_with(&app, &user, &kid2).await);
+    assert!(app.signs_with(&user, &kid2, Duration::from_secs(1)).await);
 }
 
 #[actix_web::test]
 async fn rotate_now_makes_the_waiting_key_sign_instead_of_adding_one() {
     let app = spawn_app().await;
     let user = app.register().await;
-    let kid1 = kid_of(field(&app.login(&user).await, "access_token"));
+    let kid1 = kid_of(&app.login(&user).await.token_pair().access_token);
     let out = keyward_cli_with(&app.db.url, &["keys", "rotate"], &[]).await;
     assert!(out.status.success(), "{}", output_text(&out));
 
@@ -193,14 +171,14 @@ async fn rotate_now_makes_the_waiting_key_sign_instead_of_adding_one() {
         "{}",
         output_text(&now)
     );
-    assert!(signs_with(&app, &user, kid2).await);
+    assert!(app.signs_with(&user, kid2, Duration::from_secs(1)).await);
 }
 
 #[actix_web::test]
 async fn rotate_refuses_an_algorithm_other_than_the_databases() {
     let app = spawn_app().await;
     let user = app.register().await;
-    let kid = kid_of(field(&app.login(&user).await, "access_token"));
+    let kid = kid_of(&app.login(&user).await.token_pair().access_token);
 
     let out = keyward_cli_with(
         &app.db.url,
@@ -244,8 +222,8 @@ async fn a_revoked_key_stops_verifying_on_every_instance_within_a_second() {
     let first = spawn_app().await;
     let second = spawn_on(first.settings.clone(), Clock::system()).await;
     let user = first.register().await;
-    let old = first.login(&user).await;
-    let kid1 = kid_of(field(&old, "access_token"));
+    let old = first.login(&user).await.token_pair();
+    let kid1 = kid_of(&old.access_token);
     let out = keyward_cli_with(&first.db.url, &["keys", "rotate", "--now"], &[]).await;
     assert!(out.status.success(), "{}", output_text(&out));
     let kid2 = key_states(&first.db)
@@ -254,8 +232,13 @@ async fn a_revoked_key_stops_verifying_on_every_instance_within_a_second() {
         .find(|(k, _)| *k != kid1)
         .unwrap()
         .0;
-    assert!(signs_with(&first.app, &user, &kid2).await);
-    let current = first.login(&user).await;
+    assert!(
+        first
+            .app
+            .signs_with(&user, &kid2, Duration::from_secs(1))
+            .await
+    );
+    let current = first.login(&user).await.token_pair();
 
     // Act
     let out = keyward_cli_with(&first.db.url, &["keys", "revoke", &kid1], &[]).await;
@@ -264,10 +247,7 @@ async fn a_revoked_key_stops_verifying_on_every_instance_within_a_second() {
     assert!(out.status.success(), "{}", output_text(&out));
     for app in [&first.app, &second] {
         let took = eventually(Duration::from_secs(1), || async {
-            app.get("/api/me", Some(field(&old, "access_token")))
-                .await
-                .status
-                == 401
+            app.get("/api/me", Some(&old.access_token)).await.status == 401
         })
         .await;
         assert!(
@@ -275,10 +255,10 @@ async fn a_revoked_key_stops_verifying_on_every_instance_within_a_second() {
             "{} still accepts the revoked key",
             app.address
         );
-        app.get("/api/me", Some(field(&old, "access_token")))
+        app.get("/api/me", Some(&old.access_token))
             .await
             .assert_error(401, "invalid_token");
-        app.refresh(field(&old, "refresh_token"))
+        app.refresh(&old.refresh_token)
             .await
             .assert_error(401, "invalid_token");
         assert_eq!(app.me(&current).await.status, 200);
@@ -308,7 +288,11 @@ async fn a_revoked_key_stops_verifying_on_every_instance_within_a_second() {
         output_text(&out)
     );
     for app in [&first.app, &second] {
-        assert!(signs_with(app, &user, kid3).await, "{}", app.address);
+        assert!(
+            app.signs_with(&user, kid3, Duration::from_secs(1)).await,
+            "{}",
+            app.address
+        );
     }
     first.me(&current).await.assert_error(401, "invalid_token");
 }
@@ -320,7 +304,7 @@ async fn an_instance_reads_the_keys_again_for_a_kid_it_does_not_know() {
     // started after, signs with it.
     let a = spawn_app().await;
     let user = a.register().await;
-    let old = a.login(&user).await;
+    let old = a.login(&user).await.token_pair();
     let mut conn = a.db.connect();
     let now = chrono::Utc::now();
     let key =
@@ -333,17 +317,17 @@ async fn an_instance_reads_the_keys_again_for_a_kid_it_does_not_know() {
             .unwrap();
     }
     let b = spawn_on(a.settings.clone(), Clock::system()).await;
-    let fresh = b.login(&user).await;
-    assert_eq!(kid_of(field(&fresh, "access_token")), key.kid);
+    let fresh = b.login(&user).await.token_pair();
+    assert_eq!(kid_of(&fresh.access_token), key.kid);
 
     // Act / Assert: A accepts the token of the key it had not read.
     let r = a.me(&fresh).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(a.me(&old).await.status, 200);
-    let r = a.refresh(field(&fresh, "refresh_token")).await;
+    let r = a.refresh(&fresh.refresh_token).await;
     assert_eq!(r.status, 200, "{}", r.text);
     // A kid that is nowhere stays refused.
-    let at = field(&fresh, "access_token");
+    let at = &fresh.access_token;
     let parts: Vec<&str> = at.split('.').collect();
     let mut header = header_of(at);
     header["kid"] = Value::from("never-ours");
@@ -364,7 +348,7 @@ async fn an_instance_reads_the_keys_again_for_a_kid_it_does_not_know() {
 async fn the_cleanup_deletes_keys_whose_tokens_have_all_expired() {
     let app = spawn_app().await;
     let user = app.register().await;
-    let kid1 = kid_of(field(&app.login(&user).await, "access_token"));
+    let kid1 = kid_of(&app.login(&user).await.token_pair().access_token);
     let out = keyward_cli_with(&app.db.url, &["keys", "rotate", "--now"], &[]).await;
     assert!(out.status.success(), "{}", output_text(&out));
     let mut conn = app.db.connect();
@@ -393,9 +377,9 @@ async fn the_cleanup_deletes_keys_whose_tokens_have_all_expired() {
 async fn a_configured_secret_signs_hs256_without_keys() {
     let app = spawn_app_with(|s| s.auth.jwt_secret = Some(Secret::new(TEST_SECRET))).await;
     let user = app.register().await;
-    let pair = app.login(&user).await;
-    assert_eq!(alg_of(field(&pair, "access_token")), "HS256");
-    assert_eq!(header_of(field(&pair, "access_token"))["kid"], Value::Null);
+    let pair = app.login(&user).await.token_pair();
+    assert_eq!(alg_of(&pair.access_token), "HS256");
+    assert_eq!(header_of(&pair.access_token)["kid"], Value::Null);
     assert_eq!(query_i64(&app.db, "SELECT count(*) FROM signing_keys"), 0);
 }
 
@@ -403,7 +387,7 @@ async fn a_configured_secret_signs_hs256_without_keys() {
 async fn revoking_a_waiting_key_leaves_the_signing_key_signing_for_good() {
     let app = spawn_app().await;
     let user = app.register().await;
-    let kid1 = kid_of(field(&app.login(&user).await, "access_token"));
+    let kid1 = kid_of(&app.login(&user).await.token_pair().access_token);
     let out = keyward_cli_with(&app.db.url, &["keys", "rotate"], &[]).await;
     assert!(out.status.success(), "{}", output_text(&out));
     let kid2 = key_states(&app.db)
@@ -425,8 +409,8 @@ async fn revoking_a_waiting_key_leaves_the_signing_key_signing_for_good() {
     // signs, and what it signs verifies.
     let lifetime = keyward::services::keys::retired_key_lifetime(&app.settings);
     app.clock.advance(lifetime + TimeDelta::seconds(400));
-    let pair = app.login(&user).await;
-    assert_eq!(kid_of(field(&pair, "access_token")), kid1);
+    let pair = app.login(&user).await.token_pair();
+    assert_eq!(kid_of(&pair.access_token), kid1);
     let r = app.me(&pair).await;
     assert_eq!(r.status, 200, "{}", r.text);
 }

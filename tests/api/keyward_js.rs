@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::e2e::{one_at_a_time, spawn_site, Driver, Scene};
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::browser::{one_at_a_time, spawn_site, Driver, Scene};
+use crate::support::client::*;
 use crate::support::client_page::{past_access_expiry, refresh_requests, rotations, PAGE};
+use crate::support::db::*;
 
 #[actix_web::test]
 async fn the_module_and_its_types_are_served_and_the_app_is_built_on_it() {

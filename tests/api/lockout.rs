@@ -8,7 +8,10 @@ use chrono::TimeDelta;
 use keyward::clock::Clock;
 use serde_json::{json, Value};
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::cli::*;
+use crate::support::client::*;
+use crate::support::db::*;
 
 const THRESHOLD: i32 = 5;
 const GUESSES: usize = 20;
@@ -52,7 +55,7 @@ async fn simultaneous_wrong_guesses_get_no_more_checks_than_the_threshold() {
     }
     assert_eq!(failed_checks(&app.db), i64::from(THRESHOLD));
     // The right password is refused too while the lockout lasts.
-    app.try_login(&user).await.assert_error(429, "rate_limited");
+    app.login(&user).await.assert_error(429, "rate_limited");
 }
 
 #[actix_web::test]
@@ -74,7 +77,7 @@ async fn guesses_split_over_two_instances_share_the_threshold() {
     assert_eq!(count_status(&replies, 401), THRESHOLD as usize);
     assert_eq!(count_status(&replies, 429), GUESSES - THRESHOLD as usize);
     assert_eq!(failed_checks(&a.db), i64::from(THRESHOLD));
-    b.try_login(&user).await.assert_error(429, "rate_limited");
+    b.login(&user).await.assert_error(429, "rate_limited");
 }
 
 #[actix_web::test]
@@ -89,7 +92,7 @@ async fn a_success_still_resets_the_count() {
     }
 
     // Act
-    app.login(&user).await;
+    app.login(&user).await.token_pair();
 
     // Assert: a whole threshold of failures again before the lockout.
     for _ in 0..THRESHOLD {
@@ -97,7 +100,7 @@ async fn a_success_still_resets_the_count() {
             .await
             .assert_error(401, "invalid_credentials");
     }
-    app.try_login(&user).await.assert_error(429, "rate_limited");
+    app.login(&user).await.assert_error(429, "rate_limited");
 }
 
 #[actix_web::test]
@@ -109,8 +112,8 @@ async fn wrong_current_passwords_count_toward_the_lockout_and_are_logged() {
     })
     .await;
     let user = app.register().await;
-    let pair = app.login(&user).await;
-    let stolen = field(&pair, "access_token");
+    let pair = app.login(&user).await.token_pair();
+    let stolen = &pair.access_token;
     let guess = |n: usize| json!({"current_password": format!("guess-number-{n}"), "new_password": "the-thief-wants-this"});
 
     // Act
@@ -128,7 +131,7 @@ async fn wrong_current_passwords_count_toward_the_lockout_and_are_logged() {
     assert_eq!(statuses, [401, 401, 401, 429, 429]);
     with_the_right_one.assert_error(429, "rate_limited");
     assert!(with_the_right_one.header("retry-after").is_some());
-    app.try_login(&user).await.assert_error(429, "rate_limited");
+    app.login(&user).await.assert_error(429, "rate_limited");
     let logged = query_texts(
         &app.db,
         &format!(
@@ -137,7 +140,7 @@ async fn wrong_current_passwords_count_toward_the_lockout_and_are_logged() {
             user.id
         ),
     );
-    assert_eq!(logged, vec![field(&pair, "session_id").to_string(); 3]);
+    assert_eq!(logged, vec![pair.session_id.clone(); 3]);
     // Once the lockout has passed, the right password changes it, and the
     // count starts again.
     app.clock.advance(TimeDelta::seconds(61));
@@ -156,7 +159,7 @@ async fn an_operator_unlocks_a_username_at_once() {
             .await
             .assert_error(401, "invalid_credentials");
     }
-    app.try_login(&user).await.assert_error(429, "rate_limited");
+    app.login(&user).await.assert_error(429, "rate_limited");
 
     // Act: in any letter case.
     let (url, name) = (app.db.url.clone(), user.username.to_uppercase());
@@ -172,7 +175,7 @@ async fn an_operator_unlocks_a_username_at_once() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("unlocked"), "{stdout}");
-    app.login(&user).await;
+    app.login(&user).await.token_pair();
     // Nothing left to unlock is no error; a name no user could have is.
     let url = app.db.url.clone();
     let (again, bad) = tokio::task::spawn_blocking(move || {
@@ -187,4 +190,38 @@ async fn an_operator_unlocks_a_username_at_once() {
     assert!(!bad.status.success());
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[actix_web::test]
+async fn the_lockout_is_shared_by_two_instances_on_one_database() {
+    let a = spawn_app_with(|s| {
+        s.rate_limit.lockout_threshold = 3;
+        s.rate_limit.lockout_seconds = 60;
+    })
+    .await;
+    let b = spawn_on(a.settings.clone(), Clock::system()).await;
+    let user = a.register().await;
+    let wrong = json!({"username": user.username, "password": "not the password"});
+    a.post_json("/auth/login", &wrong, None)
+        .await
+        .assert_error(401, "invalid_credentials");
+    b.post_json("/auth/login", &wrong, None)
+        .await
+        .assert_error(401, "invalid_credentials");
+    // The third failure, counted across both, locks the username.
+    let upper = json!({"username": user.username.to_uppercase(), "password": "nope nope"});
+    a.post_json("/auth/login", &upper, None)
+        .await
+        .assert_error(401, "invalid_credentials");
+    let good = json!({"username": user.username, "password": user.password});
+    for app in [&a.app, &b] {
+        let r = app.post_json("/auth/login", &good, None).await;
+        r.assert_error(429, "rate_limited");
+        let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=61).contains(&retry), "retry-after {retry}");
+    }
+    // Once it has passed (on either instance's clock), the right password works.
+    b.clock.advance(TimeDelta::seconds(61));
+    let r = b.post_json("/auth/login", &good, None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
 }

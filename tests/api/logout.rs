@@ -4,17 +4,18 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
 
 #[actix_web::test]
 async fn logout_revokes_the_session_and_is_idempotent() {
     let app = spawn_app().await;
     let user = app.register().await;
-    let pair = app.login(&user).await;
-    let at = pair["access_token"].as_str().unwrap();
+    let pair = app.login(&user).await.token_pair();
+    let at = pair.access_token.as_str();
     let r = app.post_json("/auth/logout", &json!({}), Some(at)).await;
     assert_eq!(r.status, 204, "{}", r.text);
-    app.refresh(pair["refresh_token"].as_str().unwrap())
+    app.refresh(pair.refresh_token.as_str())
         .await
         .assert_error(401, "session_revoked");
     app.get("/api/me", Some(at))
@@ -37,8 +38,8 @@ async fn logout_revokes_the_session_and_is_idempotent() {
 async fn logout_by_refresh_token_in_the_body() {
     let app = spawn_app().await;
     let user = app.register().await;
-    let pair = app.login(&user).await;
-    let rt = pair["refresh_token"].as_str().unwrap();
+    let pair = app.login(&user).await.token_pair();
+    let rt = pair.refresh_token.as_str();
     let r = app
         .post_form("/auth/logout", &[("refresh_token", rt)])
         .await;
@@ -53,44 +54,37 @@ async fn logout_by_refresh_token_in_the_body() {
 async fn logout_scopes_all_and_others() {
     let app = spawn_app().await;
     let user = app.register().await;
-    let a = app.login(&user).await;
-    let b = app.login(&user).await;
-    let c = app.login(&user).await;
+    let a = app.login(&user).await.token_pair();
+    let b = app.login(&user).await.token_pair();
+    let c = app.login(&user).await.token_pair();
     let r = app
         .post_json(
             "/auth/logout?scope=others",
             &json!({}),
-            a["access_token"].as_str(),
+            Some(&a.access_token),
         )
         .await;
     assert_eq!(r.status, 204);
-    assert_eq!(
-        app.get("/api/me", a["access_token"].as_str()).await.status,
-        200
-    );
+    assert_eq!(app.get("/api/me", Some(&a.access_token)).await.status, 200);
     for gone in [&b, &c] {
-        app.get("/api/me", gone["access_token"].as_str())
+        app.get("/api/me", Some(&gone.access_token))
             .await
             .assert_error(401, "session_revoked");
     }
-    let d = app.login(&user).await;
+    let d = app.login(&user).await.token_pair();
     let r = app
-        .post_json(
-            "/auth/logout?scope=all",
-            &json!({}),
-            d["access_token"].as_str(),
-        )
+        .post_json("/auth/logout?scope=all", &json!({}), Some(&d.access_token))
         .await;
     assert_eq!(r.status, 204);
     for gone in [&a, &d] {
-        app.refresh(gone["refresh_token"].as_str().unwrap())
+        app.refresh(gone.refresh_token.as_str())
             .await
             .assert_error(401, "session_revoked");
     }
     app.post_json(
         "/auth/logout?scope=galaxy",
         &json!({}),
-        a["access_token"].as_str(),
+        Some(&a.access_token),
     )
     .await
     .assert_error(400, "invalid_request");
@@ -106,8 +100,8 @@ async fn revocation_reaches_another_instance_within_a_second() {
     .await;
     assert!(ready.is_some());
     let user = a.register().await;
-    let pair = a.login(&user).await;
-    let at = pair["access_token"].as_str().unwrap();
+    let pair = a.login(&user).await.token_pair();
+    let at = pair.access_token.as_str();
     assert_eq!(b.get("/api/me", Some(at)).await.status, 200);
     let r = a.post_json("/auth/logout", &json!({}), Some(at)).await;
     assert_eq!(r.status, 204);
@@ -128,9 +122,9 @@ async fn revocation_reaches_another_instance_within_a_second() {
 async fn a_stale_token_can_end_only_its_own_session() {
     let app = spawn_app().await;
     let user = app.register().await;
-    let other = app.login(&user).await;
-    let pair = app.login(&user).await;
-    let rt0 = pair["refresh_token"].as_str().unwrap().to_string();
+    let other = app.login(&user).await.token_pair();
+    let pair = app.login(&user).await.token_pair();
+    let rt0 = pair.refresh_token.clone();
     let rotated = app.refresh(&rt0).await;
     assert_eq!(rotated.status, 200);
     app.clock.advance(chrono::TimeDelta::seconds(11));
@@ -145,9 +139,7 @@ async fn a_stale_token_can_end_only_its_own_session() {
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(
-        app.get("/api/me", other["access_token"].as_str())
-            .await
-            .status,
+        app.get("/api/me", Some(&other.access_token)).await.status,
         200,
         "the other session survives"
     );
@@ -156,14 +148,12 @@ async fn a_stale_token_can_end_only_its_own_session() {
         .post_json(
             "/auth/logout?scope=others",
             &json!({}),
-            pair["access_token"].as_str(),
+            Some(&pair.access_token),
         )
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(
-        app.get("/api/me", other["access_token"].as_str())
-            .await
-            .status,
+        app.get("/api/me", Some(&other.access_token)).await.status,
         200
     );
 }

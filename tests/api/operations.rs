@@ -13,20 +13,12 @@ use keyward::clock::Clock;
 use keyward::config::{Algorithm as KeyAlgorithm, Secret};
 use serde_json::{json, Value};
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
+use crate::support::tokens::*;
 
 async fn eddsa_app() -> Harness {
     spawn_app_with(|s| s.auth.algorithm = KeyAlgorithm::EdDSA).await
-}
-
-fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("{key} missing: {v}"))
-}
-
-fn kid_of(token: &str) -> String {
-    str_of(&header_of(token), "kid").to_string()
 }
 
 /// The published key set, checked for its shape and caching.
@@ -42,14 +34,14 @@ async fn jwks(app: &TestApp) -> Vec<Value> {
 }
 
 fn kids(keys: &[Value]) -> Vec<String> {
-    keys.iter().map(|k| str_of(k, "kid").to_string()).collect()
+    keys.iter().map(|k| field(k, "kid").to_string()).collect()
 }
 
 /// What a relying party does: picks the JWK by the token's `kid` and
 /// verifies with nothing else (an independent verifier, not keyward's).
 fn verify_with_jwks(keys: &[Value], token: &str, typ: &str) -> Result<Value, String> {
     let header = header_of(token);
-    let kid = str_of(&header, "kid");
+    let kid = field(&header, "kid");
     let jwk = keys
         .iter()
         .find(|k| k["kid"] == kid)
@@ -72,11 +64,11 @@ async fn eddsa_tokens_verify_with_only_the_published_jwk() {
     let app = eddsa_app().await;
     let user = app.register().await;
 
-    let pair = app.login(&user).await;
+    let pair = app.login(&user).await.token_pair();
     let keys = jwks(&app).await;
 
-    let at = str_of(&pair, "access_token");
-    let rt = str_of(&pair, "refresh_token");
+    let at = &pair.access_token;
+    let rt = &pair.refresh_token;
     assert_eq!(keys.len(), 1, "{keys:?}");
     let key = &keys[0];
     assert_eq!(key["kty"], "OKP");
@@ -84,7 +76,7 @@ async fn eddsa_tokens_verify_with_only_the_published_jwk() {
     assert_eq!(key["alg"], "EdDSA");
     assert_eq!(key["use"], "sig");
     let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(str_of(key, "x"))
+        .decode(field(key, "x"))
         .unwrap();
     assert_eq!(x.len(), 32, "x is the raw public key");
     let mut fields: Vec<_> = key.as_object().unwrap().keys().cloned().collect();
@@ -95,16 +87,16 @@ async fn eddsa_tokens_verify_with_only_the_published_jwk() {
         "no private part"
     );
     assert_eq!(header_of(at)["alg"], "EdDSA");
-    assert_eq!(kid_of(at), str_of(key, "kid"));
+    assert_eq!(kid_of(at), field(key, "kid"));
     let claims = verify_with_jwks(&keys, at, "at+jwt").unwrap();
     assert_eq!(claims["sub"], user.id.as_str());
-    assert_eq!(claims["sid"], pair["session_id"]);
+    assert_eq!(claims["sid"], pair.session_id);
     verify_with_jwks(&keys, rt, "refresh+jwt").unwrap();
     // keyward itself accepts them too, and refreshes keep the key.
     assert_eq!(app.get("/api/me", Some(at)).await.status, 200);
     let r = app.refresh(rt).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    verify_with_jwks(&keys, str_of(&r.json, "access_token"), "at+jwt").unwrap();
+    verify_with_jwks(&keys, field(&r.json, "access_token"), "at+jwt").unwrap();
 }
 
 #[actix_web::test]
@@ -114,22 +106,12 @@ async fn hs256_publishes_no_keys() {
         spawn_app_with(|s| s.auth.jwt_secret = Some(Secret::new(TEST_SECRET))).await,
     ] {
         let user = app.register().await;
-        app.login(&user).await;
+        app.login(&user).await.token_pair();
         let r = app.get("/.well-known/jwks.json", None).await;
         assert_eq!(r.status, 200);
         assert_eq!(r.json, json!({"keys": []}));
         assert!(!r.text.contains(TEST_SECRET));
     }
-}
-
-/// Logs in until the new pair carries `kid` (the instance heard of the
-/// rotation), or gives up after five seconds.
-async fn signs_with(app: &TestApp, user: &User, kid: &str) -> bool {
-    eventually(Duration::from_secs(5), || async {
-        kid_of(str_of(&app.login(user).await, "access_token")) == kid
-    })
-    .await
-    .is_some()
 }
 
 /// Two instances on one database, and a user signed in before a rotation.
@@ -145,10 +127,10 @@ struct SignedIn {
 async fn signed_in_on_two_instances(first: Harness) -> SignedIn {
     let second = spawn_on(first.settings.clone(), Clock::system()).await;
     let user = first.register().await;
-    let old = first.login(&user).await;
-    let old_at = str_of(&old, "access_token").to_string();
+    let old = first.login(&user).await.token_pair();
+    let old_at = old.access_token.clone();
     SignedIn {
-        old_rt: str_of(&old, "refresh_token").to_string(),
+        old_rt: old.refresh_token.clone(),
         old_kid: kid_of(&old_at),
         old_at,
         first,
@@ -179,7 +161,12 @@ async fn a_rotation_reaches_every_instance_and_logs_nobody_out() {
 
     assert_ne!(new_kid, old_kid);
     for app in [&first.app, &second] {
-        assert!(signs_with(app, &user, &new_kid).await, "{}", app.address);
+        assert!(
+            app.signs_with(&user, &new_kid, Duration::from_secs(5))
+                .await,
+            "{}",
+            app.address
+        );
         let published = kids(&jwks(app).await);
         assert_eq!(published, [old_kid.clone(), new_kid.clone()]);
         // The old key's tokens still work here.
@@ -187,8 +174,8 @@ async fn a_rotation_reaches_every_instance_and_logs_nobody_out() {
         assert_eq!(r.status, 200, "{}", r.text);
     }
     let keys = jwks(&second).await;
-    let new = second.login(&user).await;
-    let new_at = str_of(&new, "access_token");
+    let new = second.login(&user).await.token_pair();
+    let new_at = &new.access_token;
     let old_claims = verify_with_jwks(&keys, &old_at, "at+jwt").unwrap();
     let new_claims = verify_with_jwks(&keys, new_at, "at+jwt").unwrap();
     println!(
@@ -202,7 +189,7 @@ async fn a_rotation_reaches_every_instance_and_logs_nobody_out() {
     // new key: nobody is logged out.
     let r = second.refresh(&old_rt).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(kid_of(str_of(&r.json, "refresh_token")), new_kid);
+    assert_eq!(kid_of(field(&r.json, "refresh_token")), new_kid);
 
     // Once every token the old key signed has expired (refresh TTL, leeway
     // and the propagation slack), it leaves the set and verifies nothing.
@@ -216,8 +203,8 @@ async fn a_rotation_reaches_every_instance_and_logs_nobody_out() {
         assert_eq!(r.status, 401, "{}", r.text);
     }
     // The new key goes on signing and verifying.
-    let again = first.login(&user).await;
-    let again_at = str_of(&again, "access_token");
+    let again = first.login(&user).await.token_pair();
+    let again_at = &again.access_token;
     assert_eq!(kid_of(again_at), new_kid);
     assert_eq!(first.get("/api/me", Some(again_at)).await.status, 200);
 }
@@ -255,13 +242,18 @@ async fn the_cli_rotates_database_managed_hs256_keys() {
     let new_kid = stdout.trim().rsplit(' ').next().unwrap().to_string();
     assert_ne!(new_kid, old_kid);
     for app in [&first.app, &second] {
-        assert!(signs_with(app, &user, &new_kid).await, "{}", app.address);
+        assert!(
+            app.signs_with(&user, &new_kid, Duration::from_secs(5))
+                .await,
+            "{}",
+            app.address
+        );
         assert_eq!(app.get("/api/me", Some(&old_at)).await.status, 200);
         assert_eq!(jwks(app).await, Vec::<Value>::new(), "secrets stay secret");
     }
     let r = second.refresh(&old_rt).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(kid_of(str_of(&r.json, "access_token")), new_kid);
+    assert_eq!(kid_of(field(&r.json, "access_token")), new_kid);
 }
 
 fn forge(alg: Algorithm, kid: Option<&str>, claims: &Value, key: &EncodingKey) -> String {
@@ -286,12 +278,12 @@ fn foreign_ed25519() -> EncodingKey {
 async fn algorithm_confusion_and_foreign_kids_are_refused() {
     let app = eddsa_app().await;
     let user = app.register().await;
-    let pair = app.login(&user).await;
-    let at = str_of(&pair, "access_token");
+    let pair = app.login(&user).await.token_pair();
+    let at = &pair.access_token;
     let good = claims(at);
     let kid = kid_of(at);
     let keys = jwks(&app).await;
-    let x = str_of(&keys[0], "x");
+    let x = field(&keys[0], "x");
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(x)
         .unwrap();
@@ -351,8 +343,8 @@ async fn algorithm_confusion_and_foreign_kids_are_refused() {
 async fn hs256_refuses_kids_it_does_not_own() {
     let app = spawn_app_with(|s| s.auth.algorithm = KeyAlgorithm::HS256).await;
     let user = app.register().await;
-    let pair = app.login(&user).await;
-    let at = str_of(&pair, "access_token");
+    let pair = app.login(&user).await.token_pair();
+    let at = &pair.access_token;
     let good = claims(at);
     // Whatever the secret, a kid that is not ours is never looked up.
     let key = EncodingKey::from_secret(b"attacker-chosen-secret-of-32-bytes!");
@@ -429,15 +421,15 @@ async fn metrics_move_when_things_happen() {
     let user = app.register().await;
     let before = Scrape::take(&app).await;
 
-    let first = app.login(&user).await;
+    let first = app.login(&user).await.token_pair();
     let wrong = json!({"username": user.username, "password": "not-the-password"});
     app.post_json("/auth/login", &wrong, None)
         .await
         .assert_error(401, "invalid_credentials");
-    let old_rt = str_of(&first, "refresh_token").to_string();
+    let old_rt = first.refresh_token.clone();
     let r = app.refresh(&old_rt).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let second = app.login(&user).await;
+    let second = app.login(&user).await.token_pair();
     // Past the grace window the rotated-away token is a replay.
     app.clock.advance(TimeDelta::seconds(
         app.settings.auth.reuse_grace_seconds + 1,
@@ -446,12 +438,12 @@ async fn metrics_move_when_things_happen() {
     let r = app
         .post_json(
             "/auth/logout",
-            &json!({"refresh_token": second["refresh_token"]}),
+            &json!({"refresh_token": second.refresh_token}),
             None,
         )
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
-    let _third = app.login(&user).await;
+    let _third = app.login(&user).await.token_pair();
     assert_eq!(app.get("/no/such/path/4711", None).await.status, 404);
     let after = Scrape::take(&app).await;
 
@@ -602,7 +594,7 @@ async fn the_openapi_document_lists_exactly_the_routes_the_server_registers() {
     assert_eq!(r.status, 200, "{}", r.text);
     let doc = r.json;
     assert!(
-        str_of(&doc, "openapi").starts_with("3."),
+        field(&doc, "openapi").starts_with("3."),
         "{}",
         doc["openapi"]
     );

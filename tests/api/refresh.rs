@@ -4,20 +4,23 @@
 use chrono::TimeDelta;
 use serde_json::json;
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
+use crate::support::db::*;
+use crate::support::tokens::*;
 
 #[actix_web::test]
 async fn refresh_rotates_the_jti_and_keeps_the_session() {
     let app = spawn_app().await;
     let user = app.register().await;
-    let pair = app.login(&user).await;
-    let rt0 = pair["refresh_token"].as_str().unwrap();
+    let pair = app.login(&user).await.token_pair();
+    let rt0 = pair.refresh_token.as_str();
     let r = app.refresh(rt0).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.header("cache-control"), Some("no-store"));
-    let rt1 = r.json["refresh_token"].as_str().unwrap();
+    let rt1 = field(&r.json, "refresh_token");
     assert_ne!(claims(rt0)["jti"], claims(rt1)["jti"]);
-    assert_eq!(r.json["session_id"], pair["session_id"]);
+    assert_eq!(r.json["session_id"], pair.session_id);
     assert_eq!(r.json["user"]["username"], user.username.as_str());
     let row = app.db.connect();
     drop(row);
@@ -33,16 +36,13 @@ async fn refresh_rotates_the_jti_and_keeps_the_session() {
 async fn sixteen_concurrent_refreshes_all_get_the_same_new_token() {
     let app = spawn_app().await;
     let user = app.register().await;
-    let mut rt = app.login(&user).await["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let mut rt = app.login(&user).await.token_pair().refresh_token;
     for _ in 0..3 {
         let replies = futures_util::future::join_all((0..16).map(|_| app.refresh(&rt))).await;
         let mut tokens = std::collections::HashSet::new();
         for r in &replies {
             assert_eq!(r.status, 200, "{}", r.text);
-            tokens.insert(r.json["refresh_token"].as_str().unwrap().to_string());
+            tokens.insert(field(&r.json, "refresh_token").to_string());
         }
         assert_eq!(tokens.len(), 1, "all 16 must hold the same refresh token");
         let next = tokens.into_iter().next().unwrap();
@@ -56,10 +56,7 @@ async fn sixteen_concurrent_refreshes_all_get_the_same_new_token() {
 async fn within_the_grace_window_the_previous_token_gets_the_current_one() {
     let app = spawn_app().await;
     let user = app.register().await;
-    let rt0 = app.login(&user).await["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let rt0 = app.login(&user).await.token_pair().refresh_token;
     let first = app.refresh(&rt0).await;
     app.clock.advance(TimeDelta::seconds(9));
     let again = app.refresh(&rt0).await;
@@ -78,11 +75,11 @@ async fn within_the_grace_window_the_previous_token_gets_the_current_one() {
 async fn replayed_refresh_token_revokes_the_session() {
     let app = spawn_app().await;
     let user = app.register().await;
-    let pair = app.login(&user).await;
-    let rt0 = pair["refresh_token"].as_str().unwrap().to_string();
+    let pair = app.login(&user).await.token_pair();
+    let rt0 = pair.refresh_token.clone();
     let first = app.refresh(&rt0).await;
-    let rt1 = first.json["refresh_token"].as_str().unwrap().to_string();
-    let at1 = first.json["access_token"].as_str().unwrap().to_string();
+    let rt1 = field(&first.json, "refresh_token").to_string();
+    let at1 = field(&first.json, "access_token").to_string();
     app.clock.advance(TimeDelta::seconds(11));
     app.refresh(&rt0).await.assert_error(401, "token_reused");
     app.refresh(&rt1).await.assert_error(401, "session_revoked");
@@ -103,14 +100,8 @@ async fn replayed_refresh_token_revokes_the_session() {
 async fn a_token_two_rotations_old_is_a_replay_even_inside_the_grace() {
     let app = spawn_app().await;
     let user = app.register().await;
-    let rt0 = app.login(&user).await["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let rt1 = app.refresh(&rt0).await.json["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let rt0 = app.login(&user).await.token_pair().refresh_token;
+    let rt1 = field(&app.refresh(&rt0).await.json, "refresh_token").to_string();
     assert_eq!(app.refresh(&rt1).await.status, 200);
     app.refresh(&rt0).await.assert_error(401, "token_reused");
 }
@@ -123,24 +114,22 @@ async fn expiry_slides_but_never_past_the_session_maximum() {
     })
     .await;
     let user = app.register().await;
-    let pair = app.login(&user).await;
-    assert_eq!(pair["refresh_expires_in"], 100);
+    let pair = app.login(&user).await.token_pair();
+    assert_eq!(pair.refresh_expires_in, 100);
     app.clock.advance(TimeDelta::seconds(80));
-    let r = app.refresh(pair["refresh_token"].as_str().unwrap()).await;
+    let r = app.refresh(pair.refresh_token.as_str()).await;
     assert_eq!(r.status, 200, "{}", r.text);
     // Rotated at about 80 s: min(80 + 100, 0 + 150) = 150, capped by the
     // session maximum. Counted from the tokens' own whole-second times, as a
     // second boundary may pass between the requests.
-    let created = claims(pair["refresh_token"].as_str().unwrap())["iat"]
-        .as_i64()
-        .unwrap();
-    let rotated = claims(r.json["refresh_token"].as_str().unwrap());
+    let created = claims(pair.refresh_token.as_str())["iat"].as_i64().unwrap();
+    let rotated = claims(field(&r.json, "refresh_token"));
     let rotated_at = rotated["iat"].as_i64().unwrap();
     assert!((80..=81).contains(&(rotated_at - created)));
     assert_eq!(rotated["exp"].as_i64().unwrap(), created + 150);
     assert_eq!(r.json["refresh_expires_in"], created + 150 - rotated_at);
     app.clock.advance(TimeDelta::seconds(75));
-    let r = app.refresh(r.json["refresh_token"].as_str().unwrap()).await;
+    let r = app.refresh(field(&r.json, "refresh_token")).await;
     assert_eq!(r.status, 401, "past the session maximum: {}", r.text);
 }
 
@@ -148,9 +137,9 @@ async fn expiry_slides_but_never_past_the_session_maximum() {
 async fn an_unknown_session_is_an_invalid_token() {
     let app = spawn_app().await;
     let user = app.register().await;
-    let pair = app.login(&user).await;
+    let pair = app.login(&user).await.token_pair();
     app.db.exec("DELETE FROM sessions");
-    app.refresh(pair["refresh_token"].as_str().unwrap())
+    app.refresh(pair.refresh_token.as_str())
         .await
         .assert_error(401, "invalid_token");
     app.post_json("/auth/refresh", &json!({}), None)
@@ -161,7 +150,7 @@ async fn an_unknown_session_is_an_invalid_token() {
 async fn rotate(app: &TestApp, rt: &str) -> String {
     let r = app.refresh(rt).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    r.json["refresh_token"].as_str().unwrap().to_string()
+    field(&r.json, "refresh_token").to_string()
 }
 
 fn refreshed_events(db: &TestDb) -> i64 {
@@ -178,10 +167,7 @@ fn refreshed_events(db: &TestDb) -> i64 {
 async fn every_rotation_is_logged_as_a_refreshed_event() {
     let app = spawn_app().await;
     let user = app.register().await;
-    let mut rt = app.login(&user).await["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let mut rt = app.login(&user).await.token_pair().refresh_token;
     let mut previous = rt.clone();
     for _ in 0..3 {
         previous = rt.clone();

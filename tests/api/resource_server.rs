@@ -15,11 +15,13 @@ use keyward::config::Algorithm as KeyAlgorithm;
 use keyward_verify::{Reason, VerifiedUser, Verifier, VerifyError};
 use serde_json::json;
 
-use crate::db_proxy::Proxy;
-use crate::helpers::{
-    eventually, field, keyward_cli, read, spawn_app_with, spawn_on, test_settings, Reply, Service,
-    TestApp, TestDb,
-};
+use crate::support::app::{free_port, spawn_app_with, spawn_on, test_settings, TestApp};
+use crate::support::cli::keyward_cli;
+use crate::support::client::{eventually, read, Reply, User};
+use crate::support::db::TestDb;
+use crate::support::proxy::Proxy;
+use crate::support::services::Service;
+use crate::support::tokens::{kid_of, TokenPair};
 
 /// A resource server on the library: one protected route, `GET /me`.
 struct ResourceServer {
@@ -100,18 +102,9 @@ fn eddsa(settings: &mut keyward::config::Settings) {
     settings.auth.jwt_secret = None;
 }
 
-/// A port free now, for an instance that must come back on the same one.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn signed_in(app: &TestApp) -> (crate::helpers::User, serde_json::Value) {
+async fn signed_in(app: &TestApp) -> (User, TokenPair) {
     let user = app.register().await;
-    let pair = app.login(&user).await;
+    let pair = app.login(&user).await.token_pair();
     (user, pair)
 }
 
@@ -126,7 +119,7 @@ async fn the_access_tokens_of_every_kind_of_ended_session_are_refused_within_a_s
     let (banned_user, banned) = signed_in(&h).await;
     let (_, reused) = signed_in(&h).await;
     let (changer, other_session) = signed_in(&h).await;
-    let changing = h.login(&changer).await;
+    let changing = h.login(&changer).await.token_pair();
     let (_, revoked) = signed_in(&h).await;
     let all = [
         &logged_out,
@@ -137,13 +130,13 @@ async fn the_access_tokens_of_every_kind_of_ended_session_are_refused_within_a_s
         &revoked,
     ];
     for pair in all {
-        rs.assert_accepts(field(pair, "access_token")).await;
+        rs.assert_accepts(&pair.access_token).await;
     }
 
     let logout = h
         .client
         .post(h.url("/auth/logout"))
-        .bearer_auth(field(&logged_out, "access_token"))
+        .bearer_auth(&logged_out.access_token)
         .send()
         .await
         .unwrap();
@@ -151,24 +144,20 @@ async fn the_access_tokens_of_every_kind_of_ended_session_are_refused_within_a_s
     let path = format!("/admin/users/{}/ban", banned_user.id);
     let r = h.post_json(&path, &json!({}), Some(&admin_token)).await;
     assert_eq!(r.status, 204, "{}", r.text);
-    let r = h.refresh(field(&reused, "refresh_token")).await;
+    let r = h.refresh(&reused.refresh_token).await;
     assert_eq!(r.status, 200, "{}", r.text);
     h.clock
         .advance(TimeDelta::seconds(h.settings.auth.reuse_grace_seconds + 1));
-    h.refresh(field(&reused, "refresh_token"))
+    h.refresh(&reused.refresh_token)
         .await
         .assert_error(401, "token_reused");
     let body =
         json!({"current_password": changer.password, "new_password": "another long password"});
     let r = h
-        .post_json(
-            "/auth/password",
-            &body,
-            Some(field(&changing, "access_token")),
-        )
+        .post_json("/auth/password", &body, Some(&changing.access_token))
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
-    let path = format!("/admin/sessions/{}", field(&revoked, "session_id"));
+    let path = format!("/admin/sessions/{}", revoked.session_id);
     let r = h.delete(&path, Some(&admin_token)).await;
     assert_eq!(r.status, 204, "{}", r.text);
 
@@ -179,11 +168,11 @@ async fn the_access_tokens_of_every_kind_of_ended_session_are_refused_within_a_s
         (&other_session, Reason::PasswordChanged),
         (&revoked, Reason::Admin),
     ] {
-        rs.assert_refused_within(field(pair, "access_token"), SECOND, reason)
+        rs.assert_refused_within(&pair.access_token, SECOND, reason)
             .await;
     }
     // The session that changed the password, and the admin's, go on.
-    rs.assert_accepts(field(&changing, "access_token")).await;
+    rs.assert_accepts(&changing.access_token).await;
     rs.assert_accepts(&admin_token).await;
 }
 
@@ -206,15 +195,15 @@ async fn a_keyward_restart_is_resumed_by_cursor_and_nothing_is_missed() {
     let (_, before) = signed_in(&first).await;
     let (during_user, during) = signed_in(&first).await;
     let (_, after) = signed_in(&first).await;
-    let logout = |app: &TestApp, pair: &serde_json::Value| {
+    let logout = |app: &TestApp, pair: &TokenPair| {
         let request = app
             .client
             .post(app.url("/auth/logout"))
-            .bearer_auth(field(pair, "access_token"));
+            .bearer_auth(&pair.access_token);
         async move { assert_eq!(request.send().await.unwrap().status(), 204) }
     };
     logout(&first, &before).await;
-    rs.assert_refused_within(field(&before, "access_token"), SECOND, Reason::Logout)
+    rs.assert_refused_within(&before.access_token, SECOND, Reason::Logout)
         .await;
 
     first.shut_down().await;
@@ -232,7 +221,7 @@ async fn a_keyward_restart_is_resumed_by_cursor_and_nothing_is_missed() {
     logout(&second, &after).await;
 
     for (pair, reason) in [(&during, Reason::Admin), (&after, Reason::Logout)] {
-        rs.assert_refused_within(field(pair, "access_token"), 5 * SECOND, reason)
+        rs.assert_refused_within(&pair.access_token, 5 * SECOND, reason)
             .await;
     }
     let status = rs.verifier.feed_status();
@@ -252,17 +241,17 @@ async fn a_cut_connection_is_resumed_by_cursor_once_restored() {
     let (_, cut_off) = signed_in(&app).await;
     let (_, bystander) = signed_in(&app).await;
     let (_, earlier) = signed_in(&app).await;
-    rs.assert_accepts(field(&cut_off, "access_token")).await;
+    rs.assert_accepts(&cut_off.access_token).await;
     // One revocation before the cut, so that the verifier holds a cursor.
     let logout = app
         .client
         .post(app.url("/auth/logout"))
-        .bearer_auth(field(&earlier, "access_token"))
+        .bearer_auth(&earlier.access_token)
         .send()
         .await
         .unwrap();
     assert_eq!(logout.status(), 204);
-    rs.assert_refused_within(field(&earlier, "access_token"), SECOND, Reason::Logout)
+    rs.assert_refused_within(&earlier.access_token, SECOND, Reason::Logout)
         .await;
 
     proxy.cut();
@@ -274,26 +263,19 @@ async fn a_cut_connection_is_resumed_by_cursor_once_restored() {
     let logout = app
         .client
         .post(app.url("/auth/logout"))
-        .bearer_auth(field(&cut_off, "access_token"))
+        .bearer_auth(&cut_off.access_token)
         .send()
         .await
         .unwrap();
     assert_eq!(logout.status(), 204);
     proxy.restore();
 
-    rs.assert_refused_within(field(&cut_off, "access_token"), 5 * SECOND, Reason::Logout)
+    rs.assert_refused_within(&cut_off.access_token, 5 * SECOND, Reason::Logout)
         .await;
-    rs.assert_accepts(field(&bystander, "access_token")).await;
+    rs.assert_accepts(&bystander.access_token).await;
     let status = rs.verifier.feed_status();
     assert!(status.connections >= 2, "{status:?}");
     assert_eq!(status.resets, 1, "resumed by cursor, not reset: {status:?}");
-}
-
-fn kid_of(token: &str) -> String {
-    crate::helpers::header_of(token)["kid"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 #[actix_web::test]
@@ -301,8 +283,8 @@ async fn a_key_rotated_after_it_started_is_accepted() {
     let h = spawn_app_with(eddsa).await;
     let rs = ResourceServer::start(&h.address, &h.create_service()).await;
     let user = h.register().await;
-    let old = h.login(&user).await;
-    let old_kid = kid_of(field(&old, "access_token"));
+    let old = h.login(&user).await.token_pair();
+    let old_kid = kid_of(&old.access_token);
 
     let new_kid = keyward::services::key_rotation::rotate(
         &mut h.db.connect(),
@@ -314,14 +296,14 @@ async fn a_key_rotated_after_it_started_is_accepted() {
     .kid;
     assert_ne!(new_kid, old_kid);
     let rotated = eventually(5 * SECOND, || async {
-        kid_of(field(&h.login(&user).await, "access_token")) == new_kid
+        kid_of(&h.login(&user).await.token_pair().access_token) == new_kid
     })
     .await;
     assert!(rotated.is_some(), "keyward signs with the new key");
-    let new = h.login(&user).await;
+    let new = h.login(&user).await.token_pair();
     // The verifier has not seen the new key: it fetches the keys again.
-    rs.assert_accepts(field(&new, "access_token")).await;
-    rs.assert_accepts(field(&old, "access_token")).await;
+    rs.assert_accepts(&new.access_token).await;
+    rs.assert_accepts(&old.access_token).await;
 }
 
 #[actix_web::test]
@@ -332,7 +314,7 @@ async fn revocations_committed_at_once_on_two_instances_all_reach_it() {
     let user = h.register().await;
     let mut tokens = Vec::new();
     for _ in 0..24 {
-        tokens.push(field(&h.login(&user).await, "access_token").to_string());
+        tokens.push(h.login(&user).await.token_pair().access_token);
     }
     let barrier = Arc::new(tokio::sync::Barrier::new(tokens.len()));
     let logouts: Vec<_> = tokens
@@ -364,24 +346,24 @@ async fn signing_everyone_out_and_a_revoked_key_reach_it_within_a_second() {
     let rs = ResourceServer::start(&h.address, &h.create_service()).await;
     let (_, admin_token) = h.admin(&h.db).await;
     let (user, before) = signed_in(&h).await;
-    rs.assert_accepts(field(&before, "access_token")).await;
+    rs.assert_accepts(&before.access_token).await;
 
     // Signing everyone out is one `auth_before` entry in the feed.
     let r = h
         .post_json("/admin/sessions/revoke", &json!({}), Some(&admin_token))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    rs.assert_refused_within(field(&before, "access_token"), SECOND, Reason::RevokedAll)
+    rs.assert_refused_within(&before.access_token, SECOND, Reason::RevokedAll)
         .await;
     // A sign-in after the cut-off is not caught by it.
     h.clock.advance(TimeDelta::seconds(2));
-    let after = h.login(&user).await;
-    rs.assert_accepts(field(&after, "access_token")).await;
+    let after = h.login(&user).await.token_pair();
+    rs.assert_accepts(&after.access_token).await;
 
     // A revoked signing key: every token it signed is refused.
-    let kid = kid_of(field(&after, "access_token"));
+    let kid = kid_of(&after.access_token);
     keyward::services::key_rotation::revoke(&mut h.db.connect(), &kid, h.clock.now()).unwrap();
-    let token = field(&after, "access_token").to_string();
+    let token = after.access_token.clone();
     let refused = eventually(SECOND, || async {
         rs.verifier.verify(&token).await == Err(VerifyError::Revoked(Reason::KeyRevoked))
     })

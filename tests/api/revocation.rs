@@ -10,7 +10,10 @@ use keyward::clock::Clock;
 use keyward::services::admin::{self, Actor};
 use serde_json::json;
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
+use crate::support::db::*;
+use crate::support::tokens::*;
 
 /// Polls `b` until it refuses `token` as revoked; returns how long it took.
 async fn until_refused(b: &TestApp, token: &str, limit: Duration) -> Option<Duration> {
@@ -32,8 +35,8 @@ async fn ban_and_reuse_on_one_instance_reach_the_other_within_a_second() {
 
     // A ban (as the admin routes and the CLI do it).
     let banned = a.register().await;
-    let pair = a.login(&banned).await;
-    let at = pair["access_token"].as_str().unwrap();
+    let pair = a.login(&banned).await.token_pair();
+    let at = pair.access_token.as_str();
     assert_eq!(b.get("/api/me", Some(at)).await.status, 200);
     let mut conn = a.db.connect();
     admin::ban(
@@ -51,10 +54,10 @@ async fn ban_and_reuse_on_one_instance_reach_the_other_within_a_second() {
 
     // Reuse detection on A.
     let user = a.register().await;
-    let pair = a.login(&user).await;
-    let rt0 = pair["refresh_token"].as_str().unwrap();
+    let pair = a.login(&user).await.token_pair();
+    let rt0 = pair.refresh_token.as_str();
     let first = a.refresh(rt0).await;
-    let at1 = first.json["access_token"].as_str().unwrap().to_string();
+    let at1 = field(&first.json, "access_token").to_string();
     a.clock.advance(TimeDelta::seconds(11));
     a.refresh(rt0).await.assert_error(401, "token_reused");
     assert!(until_refused(&b, &at1, Duration::from_secs(1))
@@ -70,8 +73,8 @@ async fn propagation_latency_over_a_hundred_revocations() {
     let user = a.register().await;
     let mut took = Vec::new();
     for _ in 0..100 {
-        let pair = a.login(&user).await;
-        let at = pair["access_token"].as_str().unwrap();
+        let pair = a.login(&user).await.token_pair();
+        let at = pair.access_token.as_str();
         let r = a.post_json("/auth/logout", &json!({}), Some(at)).await;
         assert_eq!(r.status, 204);
         let start = Instant::now();
@@ -98,12 +101,7 @@ async fn revocations_made_while_the_listener_is_cut_off_are_enforced_after_it_re
     let user = a.register().await;
     let mut tokens = Vec::new();
     for _ in 0..6 {
-        tokens.push(
-            a.login(&user).await["access_token"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        );
+        tokens.push(a.login(&user).await.token_pair().access_token);
     }
     let mut conn = a.db.connect();
     let kill = format!(
@@ -119,12 +117,7 @@ async fn revocations_made_while_the_listener_is_cut_off_are_enforced_after_it_re
         admin::revoke_sessions_of_user(&mut conn, Actor::Operator, uuid(&user.id), a.clock.now())
             .unwrap();
         for _ in 0..3 {
-            tokens.push(
-                a.login(&user).await["access_token"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-            );
+            tokens.push(a.login(&user).await.token_pair().access_token);
         }
     }
     conn.batch_execute(&kill).unwrap();
@@ -156,16 +149,16 @@ async fn entries_expire_and_a_restart_reloads_only_the_ones_still_needed() {
     })
     .await;
     let user = a.register().await;
-    let old = a.login(&user).await;
-    let recent = a.login(&user).await;
+    let old = a.login(&user).await.token_pair();
+    let recent = a.login(&user).await.token_pair();
     for pair in [&old, &recent] {
         let r = a
-            .post_json("/auth/logout", &json!({}), pair["access_token"].as_str())
+            .post_json("/auth/logout", &json!({}), Some(&pair.access_token))
             .await;
         assert_eq!(r.status, 204);
     }
-    let old_sid = uuid(old["session_id"].as_str().unwrap());
-    let recent_sid = uuid(recent["session_id"].as_str().unwrap());
+    let old_sid = uuid(old.session_id.as_str());
+    let recent_sid = uuid(recent.session_id.as_str());
     assert!(a.state.revoked.contains(&old_sid) && a.state.revoked.contains(&recent_sid));
 
     // Past the access-token lifetime the entries go (the listener prunes
@@ -201,8 +194,8 @@ async fn entries_expire_and_a_restart_reloads_only_the_ones_still_needed() {
 async fn a_restart_still_refuses_the_tokens_of_a_deleted_user() {
     let a = spawn_app().await;
     let user = a.register().await;
-    let pair = a.login(&user).await;
-    let sid = uuid(pair["session_id"].as_str().unwrap());
+    let pair = a.login(&user).await.token_pair();
+    let sid = uuid(pair.session_id.as_str());
     let mut conn = a.db.connect();
     admin::delete_user(
         &mut conn,
@@ -215,7 +208,7 @@ async fn a_restart_still_refuses_the_tokens_of_a_deleted_user() {
     let restarted = spawn_on(a.settings.clone(), Clock::system()).await;
     assert!(restarted.state.revoked.contains(&sid));
     restarted
-        .get("/api/me", pair["access_token"].as_str())
+        .get("/api/me", Some(&pair.access_token))
         .await
         .assert_error(401, "session_revoked");
 }
@@ -224,24 +217,24 @@ async fn a_restart_still_refuses_the_tokens_of_a_deleted_user() {
 async fn access_tokens_carry_the_sign_in_time_unchanged_by_refreshes() {
     let a = spawn_app().await;
     let user = a.register().await;
-    let pair = a.login(&user).await;
-    let first = claims(field(&pair, "access_token"));
+    let pair = a.login(&user).await.token_pair();
+    let first = claims(&pair.access_token);
     let created = query_i64(
         &a.db,
         &format!(
             "SELECT extract(epoch FROM created_at)::bigint FROM sessions WHERE id = '{}'",
-            field(&pair, "session_id")
+            &pair.session_id
         ),
     );
     assert_eq!(first["auth_time"], created);
     a.clock.advance(TimeDelta::seconds(30));
-    let refreshed = a.refresh(field(&pair, "refresh_token")).await;
+    let refreshed = a.refresh(&pair.refresh_token).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.text);
     let second = claims(field(&refreshed.json, "access_token"));
     assert_eq!(second["auth_time"], created);
     assert!(second["iat"].as_i64().unwrap() >= created + 30);
     // A refresh inside the grace window (the other path) keeps it too.
-    let again = a.refresh(field(&pair, "refresh_token")).await;
+    let again = a.refresh(&pair.refresh_token).await;
     assert_eq!(again.status, 200, "{}", again.text);
     assert_eq!(
         claims(field(&again.json, "access_token"))["auth_time"],
@@ -254,32 +247,32 @@ async fn every_revocation_is_logged_with_the_feeds_reason() {
     let a = spawn_app().await;
     let (_, admin_token) = a.admin(&a.db).await;
     let user = a.register().await;
-    let own = a.login(&user).await;
-    let other = a.login(&user).await;
-    let by_admin = a.login(&user).await;
+    let own = a.login(&user).await.token_pair();
+    let other = a.login(&user).await.token_pair();
+    let by_admin = a.login(&user).await.token_pair();
     // The user ends one of their own sessions; an administrator another.
     let r = a
         .delete(
-            &format!("/auth/sessions/{}", field(&other, "session_id")),
-            Some(field(&own, "access_token")),
+            &format!("/auth/sessions/{}", other.session_id),
+            Some(&own.access_token),
         )
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
     let r = a
         .delete(
-            &format!("/admin/sessions/{}", field(&by_admin, "session_id")),
+            &format!("/admin/sessions/{}", by_admin.session_id),
             Some(&admin_token),
         )
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
-    let reason_of = |pair: &serde_json::Value| {
+    let reason_of = |pair: &TokenPair| {
         query_i64(
             &a.db,
             &format!(
                 "SELECT count(*) FROM revocations r JOIN sessions s ON s.id = r.session_id \
                  WHERE r.session_id = '{}' AND r.user_id = '{}' AND r.at = s.revoked_at \
                    AND r.reason = '{}'",
-                field(pair, "session_id"),
+                pair.session_id,
                 user.id,
                 if pair == &other { "logout" } else { "admin" }
             ),

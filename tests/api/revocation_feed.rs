@@ -10,7 +10,10 @@ use chrono::TimeDelta;
 use keyward::clock::Clock;
 use serde_json::{json, Value};
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
+use crate::support::services::*;
+use crate::support::tokens::*;
 
 /// `GET /revocations` with the service's credentials.
 async fn feed(app: &TestApp, service: &Service, after: Option<&str>, wait: u64) -> Reply {
@@ -40,13 +43,9 @@ fn cursor(page: &Value) -> String {
     field(page, "cursor").to_string()
 }
 
-async fn logout(app: &TestApp, pair: &Value) {
+async fn logout(app: &TestApp, pair: &TokenPair) {
     let r = app
-        .post_json(
-            "/auth/logout",
-            &json!({}),
-            Some(field(pair, "access_token")),
-        )
+        .post_json("/auth/logout", &json!({}), Some(&pair.access_token))
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
 }
@@ -71,7 +70,7 @@ async fn revocations_committed_at_once_on_two_instances_all_reach_a_consumer_of_
     let user = a.register().await;
     let mut pairs = Vec::new();
     for _ in 0..40 {
-        pairs.push(a.login(&user).await);
+        pairs.push(a.login(&user).await.token_pair());
     }
     let start = newest_cursor(&a, &service).await;
 
@@ -105,7 +104,7 @@ async fn revocations_committed_at_once_on_two_instances_all_reach_a_consumer_of_
     let (_, (seen, calls)) = tokio::join!(futures_util::future::join_all(logouts), consumer);
     let missing: Vec<_> = pairs
         .iter()
-        .map(|p| field(p, "session_id").to_string())
+        .map(|p| p.session_id.clone())
         .filter(|sid| !seen.contains(sid))
         .collect();
     assert!(
@@ -119,11 +118,14 @@ async fn a_cursor_survives_a_restart_of_the_instance() {
     let a = spawn_app().await;
     let service = a.create_service();
     let user = a.register().await;
-    let (first, second) = (a.login(&user).await, a.login(&user).await);
+    let (first, second) = (
+        a.login(&user).await.token_pair(),
+        a.login(&user).await.token_pair(),
+    );
     let start = newest_cursor(&a, &service).await;
     logout(&a, &first).await;
     let page = feed(&a, &service, Some(&start), 5).await;
-    assert_eq!(sids(&page.json), vec![field(&first, "session_id")]);
+    assert_eq!(sids(&page.json), vec![first.session_id.clone()]);
     let after_first = cursor(&page.json);
 
     // Another instance revokes while this one restarts.
@@ -138,7 +140,7 @@ async fn a_cursor_survives_a_restart_of_the_instance() {
     assert_eq!(page.status, 200, "{}", page.text);
     assert_eq!(page.json["reset"], false, "{}", page.text);
     assert!(
-        sids(&page.json).contains(&field(&second, "session_id").to_string()),
+        sids(&page.json).contains(&second.session_id.clone()),
         "{}",
         page.text
     );
@@ -150,11 +152,14 @@ async fn a_cursor_that_missed_an_entry_past_the_horizon_gets_a_reset() {
     let a = spawn_app().await;
     let service = a.create_service();
     let user = a.register().await;
-    let (gone, live) = (a.login(&user).await, a.login(&user).await);
+    let (gone, live) = (
+        a.login(&user).await.token_pair(),
+        a.login(&user).await.token_pair(),
+    );
     let before = newest_cursor(&a, &service).await;
     logout(&a, &gone).await;
     let page = feed(&a, &service, Some(&before), 5).await;
-    assert_eq!(sids(&page.json), vec![field(&gone, "session_id")]);
+    assert_eq!(sids(&page.json), vec![gone.session_id.clone()]);
     let kept_up = cursor(&page.json);
 
     // Past the horizon (access_ttl + leeway) the entry is dropped.
@@ -185,7 +190,7 @@ async fn a_long_poll_wakes_when_a_revocation_arrives() {
     let b = second_instance(&a).await;
     let service = a.create_service();
     let user = a.register().await;
-    let pair = a.login(&user).await;
+    let pair = a.login(&user).await.token_pair();
     let start = newest_cursor(&a, &service).await;
     let poll = async {
         let started = Instant::now();
@@ -199,7 +204,7 @@ async fn a_long_poll_wakes_when_a_revocation_arrives() {
         Instant::now()
     };
     let ((page, took), _) = tokio::join!(poll, revoke);
-    assert_eq!(sids(&page.json), vec![field(&pair, "session_id")]);
+    assert_eq!(sids(&page.json), vec![pair.session_id.clone()]);
     assert!(
         took >= Duration::from_millis(400) && took < Duration::from_millis(1600),
         "answered after {took:?}"
@@ -292,18 +297,18 @@ async fn the_stream_starts_with_a_reset_and_resumes_from_last_event_id() {
     let service = a.create_service();
     let user = a.register().await;
     let (first, second, third) = (
-        a.login(&user).await,
-        a.login(&user).await,
-        a.login(&user).await,
+        a.login(&user).await.token_pair(),
+        a.login(&user).await.token_pair(),
+        a.login(&user).await.token_pair(),
     );
     logout(&a, &first).await;
     let mut stream = Events::open(&a, &service, None).await;
     let reset = stream.next(Duration::from_secs(3)).await.unwrap();
     assert_eq!(reset.event, "reset");
-    let (event, _) = stream.until_revoked(field(&first, "session_id")).await;
+    let (event, _) = stream.until_revoked(&first.session_id).await;
     let event = event.expect("the set after the reset holds the first session");
     logout(&a, &second).await;
-    let (live, _) = stream.until_revoked(field(&second, "session_id")).await;
+    let (live, _) = stream.until_revoked(&second.session_id).await;
     let live = live.expect("a logout while connected arrives");
     let data: Value = serde_json::from_str(&live.data).unwrap();
     assert_eq!(data["sub"], user.id.as_str());
@@ -314,7 +319,7 @@ async fn the_stream_starts_with_a_reset_and_resumes_from_last_event_id() {
     // Revoked while disconnected: resuming delivers it, with no reset.
     logout(&a, &third).await;
     let mut resumed = Events::open(&a, &service, live.id.as_deref()).await;
-    let (missed, before) = resumed.until_revoked(field(&third, "session_id")).await;
+    let (missed, before) = resumed.until_revoked(&third.session_id).await;
     assert!(missed.is_some(), "resuming lost an entry: {before:?}");
     assert!(
         before.iter().all(|e| e.event != "reset"),
@@ -345,8 +350,8 @@ async fn each_kind_of_entry_refuses_the_right_access_tokens() {
     let b = second_instance(&a).await;
     let service = a.create_service();
     let (alice, bob) = (a.register().await, a.register().await);
-    let alice_pair = a.login(&alice).await;
-    let bob_pair = a.login(&bob).await;
+    let alice_pair = a.login(&alice).await.token_pair();
+    let bob_pair = a.login(&bob).await.token_pair();
 
     // auth_before: everyone signed in before the cut-off, on every instance.
     a.clock.advance(TimeDelta::seconds(2));
@@ -354,7 +359,7 @@ async fn each_kind_of_entry_refuses_the_right_access_tokens() {
     let cut = a.clock.now() - TimeDelta::seconds(1);
     let mut conn = a.db.connect();
     keyward::db::revocations::append_auth_before(&mut conn, cut, a.clock.now()).unwrap();
-    let later = a.login(&alice).await;
+    let later = a.login(&alice).await.token_pair();
     for app in [&a.app, &b] {
         for pair in [&alice_pair, &bob_pair] {
             let refused = eventually(Duration::from_secs(1), || async {
@@ -371,11 +376,11 @@ async fn each_kind_of_entry_refuses_the_right_access_tokens() {
     }
 
     // kid: every token its key signed, whoever's session.
-    let kid = header_of(field(&later, "access_token"))["kid"]
+    let kid = header_of(&later.access_token)["kid"]
         .as_str()
         .expect("keys in the database carry a kid")
         .to_string();
-    let bob_later = a.login(&bob).await;
+    let bob_later = a.login(&bob).await.token_pair();
     keyward::db::revocations::append_kid(&mut conn, &kid, a.clock.now()).unwrap();
     for app in [&a.app, &b] {
         for pair in [&later, &bob_later] {

@@ -6,8 +6,11 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 
-use crate::helpers::*;
-use crate::session_policy::query_texts;
+use crate::support::app::*;
+use crate::support::cli::*;
+use crate::support::client::*;
+use crate::support::db::*;
+use crate::support::tokens::*;
 
 fn created_at(db: &TestDb, session_id: &str) -> DateTime<Utc> {
     let seconds = query_i64(
@@ -23,7 +26,7 @@ fn revoked_reason(db: &TestDb, session_id: &str) -> Option<String> {
     query_texts(
         db,
         &format!(
-            "SELECT coalesce(revoked_reason, '') AS v FROM sessions WHERE id = '{session_id}'"
+            "SELECT coalesce(revoked_reason, '') AS value FROM sessions WHERE id = '{session_id}'"
         ),
     )
     .pop()
@@ -36,10 +39,10 @@ async fn signing_everyone_out_spares_the_sessions_created_from_before_on() {
     let h = spawn_app().await;
     let (_, admin) = h.admin(&h.db).await;
     let user = h.register().await;
-    let early = h.login(&user).await;
+    let early = h.login(&user).await.token_pair();
     h.clock.advance(TimeDelta::seconds(1));
-    let late = h.login(&user).await;
-    let late_at = created_at(&h.db, field(&late, "session_id"));
+    let late = h.login(&user).await.token_pair();
+    let late_at = created_at(&h.db, &late.session_id);
     // Half a second before the late sign-in: rounded up, that is the late
     // session's own second, which is not before it.
     let before = late_at - TimeDelta::milliseconds(500);
@@ -61,10 +64,10 @@ async fn signing_everyone_out_spares_the_sessions_created_from_before_on() {
         "the early one and the admin's"
     );
     assert_eq!(
-        revoked_reason(&h.db, field(&early, "session_id")).as_deref(),
+        revoked_reason(&h.db, &early.session_id).as_deref(),
         Some("revoked_all")
     );
-    assert_eq!(revoked_reason(&h.db, field(&late, "session_id")), None);
+    assert_eq!(revoked_reason(&h.db, &late.session_id), None);
     let refused = eventually(Duration::from_secs(1), || async {
         h.me(&early).await.status == 401 && h.get("/api/me", Some(&admin)).await.status == 401
     })
@@ -72,21 +75,21 @@ async fn signing_everyone_out_spares_the_sessions_created_from_before_on() {
     assert!(refused.is_some(), "the early access tokens still work");
     h.me(&early).await.assert_error(401, "session_revoked");
     assert_eq!(h.me(&late).await.status, 200);
-    h.refresh(field(&early, "refresh_token"))
+    h.refresh(&early.refresh_token)
         .await
         .assert_error(401, "session_revoked");
-    assert_eq!(h.refresh(field(&late, "refresh_token")).await.status, 200);
+    assert_eq!(h.refresh(&late.refresh_token).await.status, 200);
 
     // One log entry for all of them, and no entry per session.
     let entries = query_texts(
         &h.db,
-        "SELECT reason || ' ' || coalesce(extract(epoch FROM auth_before)::bigint::text, '-') AS v \
+        "SELECT reason || ' ' || coalesce(extract(epoch FROM auth_before)::bigint::text, '-') AS value \
          FROM revocations",
     );
     assert_eq!(entries, [format!("revoked_all {}", late_at.timestamp())]);
     let event = query_texts(
         &h.db,
-        "SELECT detail->>'revoked' AS v FROM events WHERE kind = 'sessions_revoked_all'",
+        "SELECT detail->>'revoked' AS value FROM events WHERE kind = 'sessions_revoked_all'",
     );
     assert_eq!(event, ["2"]);
 }
@@ -96,7 +99,7 @@ async fn signing_everyone_out_checks_its_input_and_its_caller() {
     let h = spawn_app().await;
     let (_, admin) = h.admin(&h.db).await;
     let user = h.register().await;
-    let pair = h.login(&user).await;
+    let pair = h.login(&user).await.token_pair();
     let future = (Utc::now() + TimeDelta::seconds(60)).to_rfc3339();
     for (body, what) in [
         (json!({"before": "yesterday"}), "a malformed time"),
@@ -112,7 +115,7 @@ async fn signing_everyone_out_checks_its_input_and_its_caller() {
     h.post_json(
         "/admin/sessions/revoke",
         &json!({}),
-        Some(field(&pair, "access_token")),
+        Some(&pair.access_token),
     )
     .await
     .assert_error(403, "forbidden");
@@ -125,7 +128,7 @@ async fn the_command_line_signs_everyone_out_in_batches() {
     // database, and one real sign-in.
     let h = spawn_app().await;
     let user = h.register().await;
-    let pair = h.login(&user).await;
+    let pair = h.login(&user).await.token_pair();
     let batch = keyward::services::session_policy::REVOKE_ALL_BATCH;
     h.db.exec(&format!(
         "INSERT INTO sessions (id, user_id, current_jti, rotated_at, created_at, last_used_at, expires_at) \
@@ -200,7 +203,7 @@ async fn a_sign_in_in_the_same_second_after_signing_everyone_out_stays_signed_in
     assert_eq!(r.status, 200, "{}", r.text);
 
     // Act: signing in again at once.
-    let pair = h.login(&admin_user).await;
+    let pair = h.login(&admin_user).await.token_pair();
 
     // Assert: the new session is past the cut-off, and its tokens work on
     // this instance and after the listener has read the entry.
@@ -208,9 +211,7 @@ async fn a_sign_in_in_the_same_second_after_signing_everyone_out_stays_signed_in
         &h.db,
         "SELECT extract(epoch FROM auth_before)::bigint FROM revocations",
     );
-    let auth_time = claims(field(&pair, "access_token"))["auth_time"]
-        .as_i64()
-        .unwrap();
+    let auth_time = claims(&pair.access_token)["auth_time"].as_i64().unwrap();
     assert!(auth_time >= auth_before, "{auth_time} < {auth_before}");
     assert!(
         auth_time - Utc::now().timestamp() <= 1,
@@ -218,7 +219,7 @@ async fn a_sign_in_in_the_same_second_after_signing_everyone_out_stays_signed_in
     );
     tokio::time::sleep(Duration::from_millis(300)).await; // the listener's read: real time
     assert_eq!(h.me(&pair).await.status, 200);
-    let refreshed = h.refresh(field(&pair, "refresh_token")).await;
+    let refreshed = h.refresh(&pair.refresh_token).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.text);
-    assert_eq!(h.me(&refreshed.json).await.status, 200);
+    assert_eq!(h.me(&refreshed.token_pair()).await.status, 200);
 }

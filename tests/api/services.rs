@@ -7,7 +7,12 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use serde_json::Value;
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::cli::*;
+use crate::support::client::*;
+use crate::support::db::*;
+use crate::support::services::*;
+use crate::support::tokens::*;
 
 /// A form POST to the introspection route with extra headers.
 async fn introspect_with(
@@ -28,7 +33,7 @@ async fn introspect_with(
 
 async fn access_token(app: &TestApp) -> String {
     let user = app.register().await;
-    field(&app.login(&user).await, "access_token").to_string()
+    app.login(&user).await.token_pair().access_token
 }
 
 fn run_cli(db: &TestDb, args: &[&str]) -> (bool, String, String) {
@@ -237,7 +242,7 @@ async fn failed_credentials_count_toward_a_per_address_limit() {
     let service = app.create_service();
     // Two of the three login attempts of this address.
     let user = app.register().await;
-    let at = field(&app.login(&user).await, "access_token").to_string();
+    let at = app.login(&user).await.token_pair().access_token;
     let mut wrong = service.clone();
     wrong.client_secret = "x".repeat(43);
 
@@ -259,7 +264,7 @@ async fn failed_credentials_count_toward_a_per_address_limit() {
         .await
         .assert_error(429, "rate_limited");
     // Logins have a budget of their own: the third attempt goes through.
-    assert_eq!(app.try_login(&user).await.status, 200);
+    assert_eq!(app.login(&user).await.status, 200);
     app.clock.advance(TimeDelta::seconds(20));
     assert_eq!(app.introspect(&service, &at).await.status, 200);
 }

@@ -6,23 +6,9 @@ use std::sync::Arc;
 use chrono::TimeDelta;
 use serde_json::{json, Value};
 
-use crate::helpers::*;
-
-/// Runs a query returning one text column `v`, one string per row.
-pub fn query_texts(db: &TestDb, sql: &str) -> Vec<String> {
-    #[derive(diesel::QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        v: String,
-    }
-    use diesel::RunQueryDsl;
-    diesel::sql_query(sql)
-        .load::<Row>(&mut db.connect())
-        .unwrap()
-        .into_iter()
-        .map(|r| r.v)
-        .collect()
-}
+use crate::support::app::*;
+use crate::support::client::*;
+use crate::support::db::*;
 
 fn live_sessions(db: &TestDb, user: &User) -> i64 {
     query_i64(
@@ -41,19 +27,19 @@ async fn a_login_beyond_the_cap_revokes_the_least_recently_used_session() {
     // so the second one is the least recently used.
     let h = spawn_app_with(|s| s.auth.max_sessions_per_user = 3).await;
     let user = h.register().await;
-    let first = h.login(&user).await;
+    let first = h.login(&user).await.token_pair();
     h.clock.advance(TimeDelta::seconds(1));
-    let second = h.login(&user).await;
+    let second = h.login(&user).await.token_pair();
     h.clock.advance(TimeDelta::seconds(1));
-    let third = h.login(&user).await;
+    let third = h.login(&user).await.token_pair();
     h.clock.advance(TimeDelta::seconds(1));
-    let first = h.refresh(field(&first, "refresh_token")).await;
+    let first = h.refresh(&first.refresh_token).await;
     assert_eq!(first.status, 200, "{}", first.text);
-    let first = first.json;
+    let first = first.token_pair();
     h.clock.advance(TimeDelta::seconds(1));
 
     // Act
-    let fourth = h.login(&user).await;
+    let fourth = h.login(&user).await.token_pair();
 
     // Assert: the second is gone, everyone else stays, and the cap holds.
     h.me(&second).await.assert_error(401, "session_revoked");
@@ -62,10 +48,10 @@ async fn a_login_beyond_the_cap_revokes_the_least_recently_used_session() {
         assert_eq!(r.status, 200, "{}", r.text);
     }
     assert_eq!(live_sessions(&h.db, &user), 3);
-    let second_id = field(&second, "session_id");
+    let second_id = &second.session_id;
     let reason = query_texts(
         &h.db,
-        &format!("SELECT revoked_reason AS v FROM sessions WHERE id = '{second_id}'"),
+        &format!("SELECT revoked_reason AS value FROM sessions WHERE id = '{second_id}'"),
     );
     assert_eq!(reason, ["session_limit"]);
     let admin = admin_token(&h).await;
@@ -79,14 +65,14 @@ async fn a_login_beyond_the_cap_revokes_the_least_recently_used_session() {
         .filter(|e| e["kind"] == "session_revoked")
         .collect();
     assert_eq!(revoked.len(), 1, "{}", events.text);
-    assert_eq!(revoked[0]["session_id"], second_id);
+    assert_eq!(revoked[0]["session_id"], *second_id);
     assert_eq!(revoked[0]["detail"]["reason"], "session_limit");
     let logged = query_texts(
         &h.db,
-        &format!("SELECT reason AS v FROM revocations WHERE session_id = '{second_id}'"),
+        &format!("SELECT reason AS value FROM revocations WHERE session_id = '{second_id}'"),
     );
     assert_eq!(logged, ["session_limit"], "the revocation feed names it");
-    h.refresh(field(&second, "refresh_token"))
+    h.refresh(&second.refresh_token)
         .await
         .assert_error(401, "session_revoked");
 }
@@ -106,8 +92,8 @@ async fn simultaneous_logins_at_the_cap_never_leave_more_than_the_cap_alive() {
     })
     .await;
     let user = h.register().await;
-    h.login(&user).await;
-    h.login(&user).await;
+    h.login(&user).await.token_pair();
+    h.login(&user).await.token_pair();
     const LOGINS: usize = 8;
     let barrier = Arc::new(tokio::sync::Barrier::new(LOGINS));
 
@@ -142,7 +128,7 @@ async fn without_a_cap_logins_never_revoke() {
     let h = spawn_app().await;
     let user = h.register().await;
     for _ in 0..5 {
-        h.login(&user).await;
+        h.login(&user).await.token_pair();
     }
     assert_eq!(live_sessions(&h.db, &user), 5);
 }
@@ -162,12 +148,10 @@ async fn own_sessions_show_a_device_name_and_the_address_last_used_from() {
         .send()
         .await
         .unwrap();
-    let pair = read(r).await.json;
+    let pair = read(r).await.token_pair();
 
     // Act
-    let r = h
-        .get("/auth/sessions", Some(field(&pair, "access_token")))
-        .await;
+    let r = h.get("/auth/sessions", Some(&pair.access_token)).await;
 
     // Assert
     assert_eq!(r.status, 200, "{}", r.text);
@@ -182,20 +166,19 @@ async fn a_user_renames_their_own_session_and_only_theirs() {
     // Arrange
     let h = spawn_app().await;
     let (alice, bob) = (h.register().await, h.register().await);
-    let (a, b) = (h.login(&alice).await, h.login(&bob).await);
-    let path = format!("/auth/sessions/{}", field(&a, "session_id"));
-    let a_token = field(&a, "access_token");
+    let (a, b) = (
+        h.login(&alice).await.token_pair(),
+        h.login(&bob).await.token_pair(),
+    );
+    let path = format!("/auth/sessions/{}", a.session_id);
+    let a_token = &a.access_token;
 
     // Act
     let renamed = h
         .patch_json(&path, &json!({"name": "  Work laptop "}), Some(a_token))
         .await;
     let by_bob = h
-        .patch_json(
-            &path,
-            &json!({"name": "mine now"}),
-            Some(field(&b, "access_token")),
-        )
+        .patch_json(&path, &json!({"name": "mine now"}), Some(&b.access_token))
         .await;
     let too_long = h
         .patch_json(&path, &json!({"name": "x".repeat(65)}), Some(a_token))

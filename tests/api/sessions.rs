@@ -3,14 +3,17 @@
 
 use serde_json::json;
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
+use crate::support::db::*;
+use crate::support::tokens::*;
 
 #[actix_web::test]
 async fn sessions_lists_live_sessions_and_marks_the_current_one() {
     // Arrange: three sign-ins, one from a named browser, one logged out.
     let app = spawn_app().await;
     let user = app.register().await;
-    let a = app.login(&user).await;
+    let a = app.login(&user).await.token_pair();
     let b = read(
         app.client
             .post(app.url("/auth/login"))
@@ -21,26 +24,24 @@ async fn sessions_lists_live_sessions_and_marks_the_current_one() {
             .unwrap(),
     )
     .await
-    .json;
-    let c = app.login(&user).await;
+    .token_pair();
+    let c = app.login(&user).await.token_pair();
     let r = app
-        .post_json("/auth/logout", &json!({}), Some(field(&c, "access_token")))
+        .post_json("/auth/logout", &json!({}), Some(&c.access_token))
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
 
     // Act
-    let r = app
-        .get("/auth/sessions", Some(field(&a, "access_token")))
-        .await;
+    let r = app.get("/auth/sessions", Some(&a.access_token)).await;
 
     // Assert
     assert_eq!(r.status, 200, "{}", r.text);
     let sessions = r.json["sessions"].as_array().unwrap();
     assert_eq!(sessions.len(), 2, "{}", r.text);
-    let find = |pair: &serde_json::Value| {
+    let find = |pair: &TokenPair| {
         sessions
             .iter()
-            .find(|s| s["id"] == pair["session_id"])
+            .find(|s| s["id"] == pair.session_id)
             .unwrap_or_else(|| panic!("session missing: {}", r.text))
             .clone()
     };
@@ -59,25 +60,23 @@ async fn sessions_lists_live_sessions_and_marks_the_current_one() {
 async fn revoking_ones_own_session_ends_it_at_once() {
     let app = spawn_app().await;
     let user = app.register().await;
-    let a = app.login(&user).await;
-    let b = app.login(&user).await;
-    let path = format!("/auth/sessions/{}", field(&b, "session_id"));
+    let a = app.login(&user).await.token_pair();
+    let b = app.login(&user).await.token_pair();
+    let path = format!("/auth/sessions/{}", b.session_id);
 
-    let r = app.delete(&path, Some(field(&a, "access_token"))).await;
+    let r = app.delete(&path, Some(&a.access_token)).await;
 
     assert_eq!(r.status, 204, "{}", r.text);
     assert!(r.text.is_empty());
     app.me(&b).await.assert_error(401, "session_revoked");
-    app.refresh(field(&b, "refresh_token"))
+    app.refresh(&b.refresh_token)
         .await
         .assert_error(401, "session_revoked");
-    let list = app
-        .get("/auth/sessions", Some(field(&a, "access_token")))
-        .await;
+    let list = app.get("/auth/sessions", Some(&a.access_token)).await;
     assert_eq!(list.json["sessions"].as_array().unwrap().len(), 1);
-    assert_eq!(list.json["sessions"][0]["id"], a["session_id"]);
+    assert_eq!(list.json["sessions"][0]["id"], a.session_id);
     // Revoking it again changes nothing and is not an error.
-    let again = app.delete(&path, Some(field(&a, "access_token"))).await;
+    let again = app.delete(&path, Some(&a.access_token)).await;
     assert_eq!(again.status, 204, "{}", again.text);
 }
 
@@ -85,15 +84,12 @@ async fn revoking_ones_own_session_ends_it_at_once() {
 async fn another_users_session_is_not_found() {
     let app = spawn_app().await;
     let (alice, bob) = (app.register().await, app.register().await);
-    let a = app.login(&alice).await;
-    let b = app.login(&bob).await;
-    let at = field(&a, "access_token");
+    let a = app.login(&alice).await.token_pair();
+    let b = app.login(&bob).await.token_pair();
+    let at = &a.access_token;
 
     let theirs = app
-        .delete(
-            &format!("/auth/sessions/{}", field(&b, "session_id")),
-            Some(at),
-        )
+        .delete(&format!("/auth/sessions/{}", b.session_id), Some(at))
         .await;
     let unknown = app
         .delete(
@@ -113,12 +109,10 @@ async fn another_users_session_is_not_found() {
 async fn session_routes_need_an_access_token() {
     let app = spawn_app().await;
     let user = app.register().await;
-    let pair = app.login(&user).await;
+    let pair = app.login(&user).await.token_pair();
 
     let none = app.get("/auth/sessions", None).await;
-    let refresh_as_bearer = app
-        .get("/auth/sessions", Some(field(&pair, "refresh_token")))
-        .await;
+    let refresh_as_bearer = app.get("/auth/sessions", Some(&pair.refresh_token)).await;
     let password = app
         .post_json(
             "/auth/password",
@@ -126,9 +120,7 @@ async fn session_routes_need_an_access_token() {
             None,
         )
         .await;
-    let wrong_method = app
-        .get("/auth/password", Some(field(&pair, "access_token")))
-        .await;
+    let wrong_method = app.get("/auth/password", Some(&pair.access_token)).await;
 
     none.assert_error(401, "invalid_token");
     assert!(none
@@ -145,8 +137,8 @@ async fn password_change_kills_other_sessions_and_the_old_password() {
     // Arrange
     let app = spawn_app().await;
     let user = app.register().await;
-    let here = app.login(&user).await;
-    let elsewhere = app.login(&user).await;
+    let here = app.login(&user).await.token_pair();
+    let elsewhere = app.login(&user).await.token_pair();
     let new_password = "a brand new password ✓";
 
     // Act
@@ -154,7 +146,7 @@ async fn password_change_kills_other_sessions_and_the_old_password() {
         .post_json(
             "/auth/password",
             &json!({"current_password": user.password, "new_password": new_password}),
-            Some(field(&here, "access_token")),
+            Some(&here.access_token),
         )
         .await;
 
@@ -163,7 +155,7 @@ async fn password_change_kills_other_sessions_and_the_old_password() {
     app.me(&elsewhere)
         .await
         .assert_error(401, "session_revoked");
-    app.refresh(field(&elsewhere, "refresh_token"))
+    app.refresh(&elsewhere.refresh_token)
         .await
         .assert_error(401, "session_revoked");
     assert_eq!(
@@ -171,24 +163,23 @@ async fn password_change_kills_other_sessions_and_the_old_password() {
         200,
         "the current session survives"
     );
-    let rotated = app.refresh(field(&here, "refresh_token")).await;
+    let rotated = app.refresh(&here.refresh_token).await;
     assert_eq!(rotated.status, 200, "{}", rotated.text);
-    app.try_login(&user)
+    app.login(&user)
         .await
         .assert_error(401, "invalid_credentials");
     let renewed = User {
         password: new_password.to_string(),
         ..user.clone()
     };
-    app.login(&renewed).await;
+    app.login(&renewed).await.token_pair();
     assert_eq!(
         query_i64(
             &app.db,
             &format!(
                 "SELECT count(*) FROM events WHERE kind = 'password_changed' \
                  AND user_id = '{}' AND session_id = '{}'",
-                user.id,
-                field(&here, "session_id")
+                user.id, &here.session_id
             )
         ),
         1
@@ -199,7 +190,7 @@ async fn password_change_kills_other_sessions_and_the_old_password() {
             &format!(
                 "SELECT count(*) FROM sessions WHERE revoked_reason = 'password_changed' \
                  AND id = '{}'",
-                field(&elsewhere, "session_id")
+                &elsewhere.session_id
             )
         ),
         1
@@ -210,9 +201,9 @@ async fn password_change_kills_other_sessions_and_the_old_password() {
 async fn a_wrong_current_password_changes_nothing() {
     let app = spawn_app().await;
     let user = app.register().await;
-    let here = app.login(&user).await;
-    let elsewhere = app.login(&user).await;
-    let at = field(&here, "access_token");
+    let here = app.login(&user).await.token_pair();
+    let elsewhere = app.login(&user).await.token_pair();
+    let at = &here.access_token;
 
     let wrong = app
         .post_json(
@@ -249,14 +240,14 @@ async fn a_wrong_current_password_changes_nothing() {
         .assert_error(400, "invalid_request")
         .contains("current_password"));
     assert_eq!(app.me(&elsewhere).await.status, 200);
-    app.login(&user).await;
+    app.login(&user).await.token_pair();
 }
 
 #[actix_web::test]
 async fn password_change_by_form_works_too() {
     let app = spawn_app().await;
     let user = app.register().await;
-    let pair = app.login(&user).await;
+    let pair = app.login(&user).await.token_pair();
 
     let r = app
         .post_form_with_token(
@@ -265,7 +256,7 @@ async fn password_change_by_form_works_too() {
                 ("current_password", user.password.as_str()),
                 ("new_password", "form-password-1"),
             ],
-            field(&pair, "access_token"),
+            &pair.access_token,
         )
         .await;
 
@@ -274,15 +265,16 @@ async fn password_change_by_form_works_too() {
         password: "form-password-1".into(),
         ..user
     })
-    .await;
+    .await
+    .token_pair();
 }
 
 #[actix_web::test]
 async fn guesses_at_the_current_password_share_the_login_budget() {
     let app = spawn_app_with(|s| s.rate_limit.per_ip_per_minute = 3).await;
     let user = app.register().await; // 1 of 3
-    let here = app.login(&user).await; // 2 of 3
-    let at = field(&here, "access_token");
+    let here = app.login(&user).await.token_pair(); // 2 of 3
+    let at = &here.access_token;
     let guess = json!({"current_password": "a-guess-at-it", "new_password": "another-password"});
     app.post_json("/auth/password", &guess, Some(at))
         .await

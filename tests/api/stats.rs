@@ -3,7 +3,8 @@
 use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use serde_json::Value;
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::db::*;
 
 /// Moves the app's clock to half past the next hour, so that a test that
 /// takes a few seconds never straddles an hour's end; returns that hour's
@@ -134,8 +135,8 @@ async fn stats_cover_from_one_hour_to_a_week_and_need_an_admin() {
             .assert_error(400, "invalid_request");
     }
     let user = h.register().await;
-    let pair = h.login(&user).await;
-    h.get("/admin/stats", Some(field(&pair, "access_token")))
+    let pair = h.login(&user).await.token_pair();
+    h.get("/admin/stats", Some(&pair.access_token))
         .await
         .assert_error(403, "forbidden");
 }

@@ -6,7 +6,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use keyward::config::Secret;
 use serde_json::{json, Value};
 
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::client::*;
+use crate::support::tokens::*;
 
 fn b64(value: &Value) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).unwrap())
@@ -27,9 +29,9 @@ async fn tokens_carry_the_documented_headers_and_claims() {
     // HS256 from the database (EdDSA, the default, is in `keys.rs`).
     let app = spawn_app_with(|s| s.auth.algorithm = keyward::config::Algorithm::HS256).await;
     let user = app.register().await;
-    let pair = app.login(&user).await;
-    let at = pair["access_token"].as_str().unwrap();
-    let rt = pair["refresh_token"].as_str().unwrap();
+    let pair = app.login(&user).await.token_pair();
+    let at = pair.access_token.as_str();
+    let rt = pair.refresh_token.as_str();
     let (ah, ac) = (header_of(at), claims(at));
     assert_eq!(ah["typ"], "at+jwt");
     assert_eq!(ah["alg"], "HS256");
@@ -37,7 +39,7 @@ async fn tokens_carry_the_documented_headers_and_claims() {
     assert_eq!(ac["iss"], "keyward");
     assert_eq!(ac["aud"], "keyward");
     assert_eq!(ac["sub"], user.id.as_str());
-    assert_eq!(ac["sid"], pair["session_id"]);
+    assert_eq!(ac["sid"], pair.session_id);
     assert_eq!(
         ac["exp"].as_i64().unwrap() - ac["iat"].as_i64().unwrap(),
         900
@@ -55,7 +57,7 @@ async fn tokens_carry_the_documented_headers_and_claims() {
     assert_eq!(
         r.json,
         json!({"id": user.id, "username": user.username, "name": user.name,
-               "admin": false, "session_id": pair["session_id"]})
+               "admin": false, "session_id": pair.session_id})
     );
 }
 
@@ -63,13 +65,11 @@ async fn tokens_carry_the_documented_headers_and_claims() {
 async fn generated_keys_are_shared_by_instances_and_survive_restarts() {
     let first = spawn_app().await;
     let user = first.register().await;
-    let pair = first.login(&user).await;
+    let pair = first.login(&user).await.token_pair();
     let second = spawn_on(first.settings.clone(), keyward::clock::Clock::system()).await;
-    let r = second.get("/api/me", pair["access_token"].as_str()).await;
+    let r = second.get("/api/me", Some(&pair.access_token)).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let r = second
-        .refresh(pair["refresh_token"].as_str().unwrap())
-        .await;
+    let r = second.refresh(pair.refresh_token.as_str()).await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
@@ -77,9 +77,9 @@ async fn generated_keys_are_shared_by_instances_and_survive_restarts() {
 async fn forged_and_foreign_tokens_are_refused() {
     let app = with_secret().await;
     let user = app.register().await;
-    let pair = app.login(&user).await;
-    let at = pair["access_token"].as_str().unwrap();
-    let rt = pair["refresh_token"].as_str().unwrap();
+    let pair = app.login(&user).await.token_pair();
+    let at = pair.access_token.as_str();
+    let rt = pair.refresh_token.as_str();
     let good = claims(at);
     let secret = TEST_SECRET.as_bytes();
     let with = |patch: Value| {
@@ -197,10 +197,10 @@ async fn forged_and_foreign_tokens_are_refused() {
 async fn refresh_and_access_tokens_are_not_interchangeable() {
     let app = spawn_app().await;
     let user = app.register().await;
-    let pair = app.login(&user).await;
-    let r = app.get("/api/me", pair["refresh_token"].as_str()).await;
+    let pair = app.login(&user).await.token_pair();
+    let r = app.get("/api/me", Some(&pair.refresh_token)).await;
     r.assert_error(401, "invalid_token");
-    let r = app.refresh(pair["access_token"].as_str().unwrap()).await;
+    let r = app.refresh(pair.access_token.as_str()).await;
     r.assert_error(401, "invalid_token");
 }
 
@@ -212,8 +212,8 @@ async fn access_tokens_expire_after_their_ttl_and_the_leeway() {
     })
     .await;
     let user = app.register().await;
-    let pair = app.login(&user).await;
-    let at = pair["access_token"].as_str().unwrap();
+    let pair = app.login(&user).await.token_pair();
+    let at = pair.access_token.as_str();
     app.clock.advance(TimeDelta::seconds(63));
     assert_eq!(
         app.get("/api/me", Some(at)).await.status,
@@ -228,7 +228,7 @@ async fn access_tokens_expire_after_their_ttl_and_the_leeway() {
         .unwrap()
         .starts_with("Bearer realm=\"keyward\""));
     // The refresh token still renews the pair.
-    let r = app.refresh(pair["refresh_token"].as_str().unwrap()).await;
+    let r = app.refresh(pair.refresh_token.as_str()).await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
 

@@ -2,10 +2,10 @@
 //! a session, in the real browser, at desktop and at phone width.
 
 use chrono::{TimeDelta, Utc};
+use fantoccini::Locator;
 use serde_json::json;
 
 use super::*;
-use crate::session_policy::query_texts;
 
 /// Sign-ins, failed sign-ins, reuse detections and revocations spread over
 /// the last hours, straight into the event log.
@@ -139,7 +139,7 @@ async fn e2e_a_user_renames_this_browsers_session() {
              return t && t.textContent === 'Work laptop'",
         )
         .await;
-    let named = query_texts(&scene.app.db, "SELECT name AS v FROM sessions");
+    let named = query_texts(&scene.app.db, "SELECT name AS value FROM sessions");
     assert_eq!(named, ["Work laptop"]);
     browser.finish().await;
 }

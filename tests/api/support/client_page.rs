@@ -4,8 +4,10 @@
 
 use serde_json::{json, Value};
 
-use crate::e2e::Browser;
-use crate::helpers::*;
+use crate::support::app::*;
+use crate::support::browser::Browser;
+use crate::support::client::*;
+use crate::support::db::*;
 
 /// A page of "another app" built on `/keyward.js` (see its comment).
 pub(crate) const PAGE: &str = include_str!("client_page.html");

@@ -1,12 +1,13 @@
-//! A TCP proxy between keyward and PostgreSQL that a test can cut, for
-//! database outages (moved out of `hardening.rs` to be shared).
+//! Database outages on demand: a TCP proxy between keyward and PostgreSQL
+//! that a test cuts and restores, and the settings that route an app
+//! through it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use keyward::config::{Secret, Settings};
 
-use crate::helpers::pg_base;
+use super::db::pg_base;
 
 /// A TCP proxy between keyward and PostgreSQL that the test can cut: every
 /// open connection is shut down and new ones are closed at once, until
