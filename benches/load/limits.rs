@@ -1,0 +1,166 @@
+//! The limits below the server, measured in the same run: the database's
+//! rate for the rotation's single-row compare-and-swap `UPDATE` (through
+//! diesel, one connection per client thread) and one bcrypt hash on one
+//! core.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::Uuid as SqlUuid;
+use keyward::domain::Password;
+use uuid::Uuid;
+
+use crate::database::BenchDb;
+use crate::scenarios::Tally;
+
+/// Same shape as `db::sessions::rotate`'s compare-and-swap, without the
+/// user join, the sliding expiry and the event: the one write a rotation
+/// cannot do without.
+pub(crate) const RAW_CAS: &str =
+    "UPDATE sessions SET previous_jti = current_jti, current_jti = $1, \
+     rotated_at = now(), last_used_at = now() WHERE id = $2 AND current_jti = $3";
+
+/// The same compare-and-swap writing the `refreshed` event in the same
+/// statement, as `db::sessions::rotate` does: what the event log costs a
+/// rotation at the database.
+pub(crate) const RAW_CAS_WITH_EVENT: &str =
+    "WITH rotated AS (UPDATE sessions SET previous_jti = current_jti, \
+     current_jti = $1, rotated_at = now(), last_used_at = now() \
+     WHERE id = $2 AND current_jti = $3 RETURNING id, user_id), \
+     logged AS (INSERT INTO events (at, kind, user_id, session_id) \
+       SELECT now(), 'refreshed', user_id, id FROM rotated) \
+     SELECT id FROM rotated";
+
+#[derive(QueryableByName)]
+struct IdJti {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    current_jti: Uuid,
+}
+
+/// `concurrency` threads, each on its own connection, each swapping the
+/// `jti` of its own row for `duration`.
+pub(crate) fn run_raw_update(
+    db: &BenchDb,
+    sql: &'static str,
+    rows: &mut [(Uuid, Uuid)],
+    concurrency: usize,
+    duration: Duration,
+) -> (Tally, f64) {
+    let url = db.url();
+    let barrier = Arc::new(std::sync::Barrier::new(concurrency + 1));
+    let handles: Vec<_> = rows[..concurrency]
+        .iter()
+        .copied()
+        .map(|(id, jti)| {
+            let url = url.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let mut conn = PgConnection::establish(&url).expect("raw UPDATE connection");
+                let mut current = jti;
+                let mut tally = Tally::default();
+                barrier.wait();
+                let deadline = Instant::now() + duration;
+                while Instant::now() < deadline {
+                    let next = Uuid::new_v4();
+                    let started = Instant::now();
+                    match diesel::sql_query(sql)
+                        .bind::<SqlUuid, _>(next)
+                        .bind::<SqlUuid, _>(id)
+                        .bind::<SqlUuid, _>(current)
+                        .execute(&mut conn)
+                    {
+                        Ok(1) => {
+                            current = next;
+                            tally.ok(started);
+                        }
+                        Ok(n) => tally.error(started, format!("{n} rows updated")),
+                        Err(e) => tally.error(started, e.to_string()),
+                    }
+                }
+                (tally, id, current)
+            })
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    let mut tally = Tally::default();
+    // Each row's newest jti, for the next round's compare-and-swap.
+    for (row, h) in rows.iter_mut().zip(handles) {
+        let (t, id, jti) = h.join().unwrap();
+        tally.merge(t);
+        *row = (id, jti);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    (tally, seconds)
+}
+
+pub(crate) fn raw_rows(conn: &mut PgConnection, n: usize) -> Vec<(Uuid, Uuid)> {
+    diesel::sql_query(
+        "SELECT id, current_jti FROM sessions WHERE user_agent = 'keyward-bench filler' \
+         ORDER BY id LIMIT $1",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(n as i64)
+    .load::<IdJti>(conn)
+    .unwrap()
+    .into_iter()
+    .map(|r| (r.id, r.current_jti))
+    .collect()
+}
+
+/// One bcrypt hash on one core, and what it allows on all of them.
+pub(crate) struct Bcrypt {
+    pub(crate) cpu_seconds: f64,
+    pub(crate) wall_seconds: f64,
+}
+
+impl Bcrypt {
+    /// The CPU time of one `Password::hash` at `cost` (the best of three):
+    /// the process is otherwise idle, so this is the hash's cost on one
+    /// core, and unlike the wall time it does not grow when other work on
+    /// the machine pushes the (lowest-priority) bcrypt thread aside.
+    pub(crate) fn measure(cost: u32) -> Self {
+        let password = Password::parse("correct horse battery staple", "password").unwrap();
+        let mut times: Vec<(f64, f64)> = (0..3)
+            .map(|_| {
+                let (cpu, wall) = (process_cpu(), Instant::now());
+                password.hash(cost).unwrap();
+                (process_cpu() - cpu, wall.elapsed().as_secs_f64())
+            })
+            .collect();
+        times.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (cpu_seconds, wall_seconds) = times[0];
+        Self {
+            cpu_seconds,
+            wall_seconds,
+        }
+    }
+
+    /// Logins per second if every core did nothing but hash.
+    pub(crate) fn limit(&self, cores: usize) -> f64 {
+        cores as f64 / self.cpu_seconds
+    }
+
+    pub(crate) fn print(&self, cost: u32, cores: usize) {
+        println!(
+            "one bcrypt hash at cost {cost} on one core: {:.3} s CPU ({:.3} s wall) -> bcrypt limit {:.2} logins/s on {cores} cores",
+            self.cpu_seconds,
+            self.wall_seconds,
+            self.limit(cores)
+        );
+    }
+}
+
+/// This process's CPU time so far, in seconds.
+fn process_cpu() -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into `t`, which outlives the call.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+}

@@ -1,0 +1,254 @@
+//! The release-built `keyward` binary as a child process on the bench
+//! database (killed on drop, also when a panic unwinds), and what the kernel
+//! says about it.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use tokio::runtime::Runtime;
+use uuid::Uuid;
+
+use crate::client::Session;
+use crate::database::BenchDb;
+use crate::limits::raw_rows;
+use crate::scenarios::{register_users, run_http, sign_in, wait_ready, Scenario, Shared, Tally};
+use crate::settings::BenchConfig;
+
+pub(crate) struct Server {
+    child: Child,
+    pub(crate) addr: SocketAddr,
+}
+
+impl Server {
+    pub(crate) fn start(config: &BenchConfig, database_url: &str) -> Self {
+        // The throughput scenarios run up to 64 logins at once: keep the
+        // bound on waiting password checks out of their way (`abuse.rs`
+        // measures it at its default).
+        Self::start_with(
+            config,
+            database_url,
+            &[("KEYWARD__AUTH__MAX_PENDING_HASHES", "4096")],
+        )
+    }
+
+    /// Starts the server with these settings on top of the benchmark's.
+    pub(crate) fn start_with(
+        config: &BenchConfig,
+        database_url: &str,
+        extra: &[(&str, &str)],
+    ) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_keyward"));
+        command.arg("serve");
+        for (key, _) in std::env::vars() {
+            if key.starts_with("KEYWARD__") || key == "KEYWARD_CONFIG" {
+                command.env_remove(key);
+            }
+        }
+        // The request log line is the one info-level line per request: keep
+        // it out of the load, but keep the line that names the bound port.
+        let log = format!("{},keyward::startup=info", config.server_log);
+        let mut child = command
+            .env("DATABASE_URL", database_url)
+            .env("KEYWARD__SERVER__HOST", "127.0.0.1")
+            .env("KEYWARD__SERVER__PORT", "0")
+            .env("KEYWARD__RATE_LIMIT__ENABLED", "false")
+            .env("KEYWARD__AUTH__BCRYPT_COST", config.bcrypt_cost.to_string())
+            .env("RUST_LOG", log)
+            .envs(extra.iter().copied())
+            .envs(
+                config
+                    .server_env
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start keyward");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut echoed = 0;
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("keyward listening on http://").nth(1) {
+                    let _ = tx.send(rest.trim().to_string());
+                } else if echoed < 20 {
+                    echoed += 1;
+                    eprintln!("[keyward] {line}");
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("keyward did not report its address")
+            .parse()
+            .expect("keyward's address");
+        Self { child, addr }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resets the kernel's peak-RSS counter (VmHWM) of the server, so that
+    /// each scenario reports its own peak.
+    pub(crate) fn reset_peak_rss(&self) {
+        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5");
+    }
+
+    /// Peak resident set size since start or the last reset, in MiB.
+    pub(crate) fn peak_rss_mib(&self) -> f64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    }
+
+    pub(crate) fn threads(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/task", self.pid())).map_or(0, |d| d.count())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The main run's fixture: its database and server, 16 users, one signed-in
+/// session per client of the largest concurrency, and as many filler rows
+/// for the raw `UPDATE`s. Fields drop in order: the server before its
+/// database.
+pub(crate) struct Bench<'a> {
+    pub(crate) config: &'a BenchConfig,
+    pub(crate) cores: usize,
+    pub(crate) runtime: Runtime,
+    pub(crate) shared: Arc<Shared>,
+    /// The signed-in sessions, each with its newest tokens.
+    pub(crate) sessions: Vec<Session>,
+    /// Filler rows (id, current jti) for the raw compare-and-swap.
+    pub(crate) raw: Vec<(Uuid, Uuid)>,
+    pub(crate) admin: PgConnection,
+    pub(crate) server: Server,
+    pub(crate) db: BenchDb,
+}
+
+impl<'a> Bench<'a> {
+    pub(crate) fn start(config: &'a BenchConfig) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        println!(
+            "keyward load benchmark: {cores} cores, {} s per scenario, concurrency {:?}, bcrypt cost {}",
+            config.seconds, config.concurrencies, config.bcrypt_cost
+        );
+        let db = BenchDb::create(&config.postgres, "keyward_bench");
+        eprintln!("created database {}", db.name);
+        let server = Server::start(config, &db.url());
+        eprintln!(
+            "keyward (pid {}) listening on {}",
+            server.pid(),
+            server.addr
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let shared = Shared::new(server.addr, "bench", 16);
+        runtime.block_on(wait_ready(server.addr));
+        let seed_started = Instant::now();
+        runtime.block_on(register_users(&shared, cores * 2));
+        let max_c = config.max_concurrency();
+        let sessions = runtime.block_on(sign_in(&shared, max_c, cores * 2));
+        eprintln!(
+            "seeded {} users and {} sessions in {:.1} s",
+            shared.users.len(),
+            sessions.len(),
+            seed_started.elapsed().as_secs_f64()
+        );
+        let mut admin = db.connect();
+        let small = fill_sessions(&mut admin, 1000);
+        let raw = raw_rows(&mut admin, max_c);
+        eprintln!("sessions table: {small} rows");
+        Self {
+            config,
+            cores,
+            runtime,
+            shared,
+            sessions,
+            raw,
+            admin,
+            server,
+            db,
+        }
+    }
+
+    /// Runs `scenario` over HTTP with the first `clients` sessions for
+    /// `duration`; they come back to the front of the list with their newest
+    /// tokens.
+    pub(crate) fn run(
+        &mut self,
+        scenario: Scenario,
+        clients: usize,
+        duration: Duration,
+    ) -> (Tally, f64) {
+        let mine: Vec<Session> = self.sessions.drain(..clients).collect();
+        let (tally, seconds, back) =
+            self.runtime
+                .block_on(run_http(&self.shared, scenario, mine, duration));
+        self.sessions.splice(0..0, back);
+        (tally, seconds)
+    }
+}
+
+/// Tops `sessions` up to `total` rows with live filler sessions spread over
+/// the seeded users, in one `INSERT … SELECT generate_series`, then
+/// refreshes the planner's statistics (and the visibility map, so that
+/// autovacuum does not wake up in the middle of the next measurement).
+pub(crate) fn fill_sessions(conn: &mut PgConnection, total: i64) -> i64 {
+    let have = session_count(conn);
+    if have < total {
+        diesel::sql_query(
+            "WITH u AS (SELECT array_agg(id ORDER BY username) AS ids FROM users) \
+             INSERT INTO sessions (id, user_id, current_jti, rotated_at, created_at, last_used_at, \
+                                   expires_at, user_agent, ip) \
+             SELECT gen_random_uuid(), u.ids[1 + g % cardinality(u.ids)], gen_random_uuid(), \
+                    now(), now(), now(), now() + interval '1 day', 'keyward-bench filler', '127.0.0.1' \
+             FROM u, generate_series(1, $1) AS g",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(total - have)
+        .execute(conn)
+        .unwrap();
+    }
+    // One statement per call: VACUUM cannot run in the implicit
+    // transaction of a multi-statement batch.
+    conn.batch_execute("VACUUM (ANALYZE) sessions").unwrap();
+    conn.batch_execute("VACUUM (ANALYZE) events").unwrap();
+    // Start the measurement after a checkpoint, not in the middle of the
+    // one the bulk insert's WAL triggers (and its full-page writes).
+    conn.batch_execute("CHECKPOINT").unwrap();
+    session_count(conn)
+}
+
+pub(crate) fn session_count(conn: &mut PgConnection) -> i64 {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    diesel::sql_query("SELECT count(*) AS n FROM sessions")
+        .get_result::<Count>(conn)
+        .unwrap()
+        .n
+}
