@@ -11,6 +11,15 @@
 //! target is a ratio of two figures from this one run, because the absolute
 //! numbers move with whatever else the machine is doing.
 //!
+//! Then issue 17's targets, on a second server with many signed-in users
+//! (`server::TargetBench`), each against a baseline from the same run,
+//! interleaved: `/api/me` against a bare actix-web handler in this process
+//! (a), refresh against the minimal compare-and-swap `UPDATE` (b),
+//! introspection against `/api/me` (c), logins against bcrypt (d, from the
+//! main run), refresh with big tables against small ones (e, main run), the
+//! server's memory over a mixed soak (f), keyward-verify's protected route
+//! against an unprotected one (g). Last, the abuse limits (`abuse.rs`).
+//!
 //! Environment (all optional):
 //! - `KEYWARD_BENCH_SECONDS`: seconds per scenario (default 5)
 //! - `KEYWARD_BENCH_CONCURRENCY`: comma-separated client counts (default 1,8,32,64)
@@ -20,10 +29,13 @@
 //! - `KEYWARD_BENCH_SERVER_LOG`: the server's `RUST_LOG` during load (default warn)
 //! - `KEYWARD_BENCH_ROUNDS`: slices the paired scenarios are interleaved in (default 5)
 //! - `KEYWARD_BENCH_SERVER_ENV`: extra server settings, `K=V,K=V`
-//! - `KEYWARD_BENCH_ONLY=abuse`: only the abuse-limit measurements (`abuse.rs`)
+//! - `KEYWARD_BENCH_ONLY=abuse`: only the abuse-limit measurements (`abuse.rs`);
+//!   `KEYWARD_BENCH_ONLY=targets`: only issue 17's targets (without d and e)
+//! - `KEYWARD_BENCH_TARGET_SESSIONS`: users signed in on the targets' server,
+//!   each client cycling through its share of their tokens (default 1000)
 //!
-//! Output: a table on stdout, `target/bench/load.json`, `target/bench/load.svg`,
-//! and `target/bench/abuse.json`.
+//! Output: tables on stdout, `target/bench/load.json`, `target/bench/load.svg`,
+//! `target/bench/targets.json` and `target/bench/abuse.json`.
 //!
 //! Layout: [`client`] is the HTTP client, [`server`] the child process and
 //! the run's fixture, [`scenarios`] what the clients do, [`limits`] the
@@ -38,8 +50,10 @@ mod abuse;
 mod client;
 mod database;
 mod event_cost;
+mod inproc;
 mod limits;
 mod login_probe;
+mod procfs;
 mod report;
 mod revocation_set;
 mod scenarios;
@@ -47,21 +61,34 @@ mod server;
 mod settings;
 mod svg;
 mod table_size;
+mod targets;
 mod throughput;
+mod token_checks;
 
 use crate::limits::Bcrypt;
 use crate::report::{write_output, LoadResults};
-use crate::server::Bench;
-use crate::settings::BenchConfig;
+use crate::server::{Bench, TargetBench};
+use crate::settings::{BenchConfig, Only};
 
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument is not supported.
     let config = BenchConfig::from_env();
-    if std::env::var("KEYWARD_BENCH_ONLY").is_ok_and(|v| v.trim() == "abuse") {
-        run_abuse(&config);
-        return;
+    let main_run = (config.only == Only::All).then(|| main_run(&config));
+    if config.only != Only::Abuse {
+        targets_run(&config, main_run.as_ref());
     }
-    let mut bench = Bench::start(&config);
+    if config.only != Only::Targets {
+        run_abuse(&config);
+    }
+}
+
+/// What the targets table takes from the main run.
+struct MainRun {}
+
+/// The main run: one server at the configured bcrypt cost, 16 users, a
+/// session per client.
+fn main_run(config: &BenchConfig) -> MainRun {
+    let mut bench = Bench::start(config);
     let bcrypt = Bcrypt::measure(config.bcrypt_cost);
     bcrypt.print(config.bcrypt_cost, bench.cores);
 
@@ -82,8 +109,30 @@ fn main() {
             revocation_set: &revocation_set,
         },
     );
+    MainRun {}
+}
+
+/// Issue 17's targets, on a server of their own with many signed-in users.
+fn targets_run(config: &BenchConfig, main_run: Option<&MainRun>) {
+    let mut bench = TargetBench::start(config);
+    let token_checks = token_checks::run(&mut bench); // a, c
+    let context = serde_json::json!({
+        "cores": bench.cores,
+        "clients": config.reference_concurrency(),
+        "sessions": bench.sessions.len(),
+        "seconds_per_scenario": config.seconds,
+        "rounds": config.rounds,
+        "soak_seconds": config.soak_seconds,
+        "requests_per_second_is": "the median of the rounds' rates; soak: the whole run's",
+    });
     drop(bench);
-    run_abuse(&config);
+
+    let _ = main_run;
+    let targets = vec![
+        token_checks.me_target(),
+        token_checks.introspection_target(),
+    ];
+    targets::print_and_write(&targets, context);
 }
 
 /// The abuse-limit measurements, each on servers and databases of their own.

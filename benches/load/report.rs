@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use crate::event_cost::EventCost;
 use crate::limits::Bcrypt;
 use crate::login_probe::LoginProbe;
+use crate::procfs::Cpu;
 use crate::revocation_set::RevocationSet;
 use crate::scenarios::{Scenario, Tally};
 use crate::server::Bench;
@@ -124,6 +125,37 @@ impl Stats {
             "errors": self.errors,
             "server_peak_rss_mib": self.rss_mib.map(|r| round(r, 1)),
         })
+    }
+}
+
+/// One slice of a scenario with the CPU it cost.
+pub(crate) struct Slice {
+    pub(crate) tally: Tally,
+    pub(crate) seconds: f64,
+    pub(crate) cpu: Cpu,
+}
+
+/// A scenario's slices over the rounds.
+#[derive(Default)]
+pub(crate) struct Series(pub(crate) Vec<Slice>);
+
+impl Series {
+    /// The rate is the median of the slices' (see [`Stats::from_slices`]).
+    pub(crate) fn stats(self, scenario: Scenario, concurrency: usize, label: &str) -> (Stats, Cpu) {
+        let mut cpu = Cpu::default();
+        let mut requests = 0;
+        let slices = self
+            .0
+            .into_iter()
+            .map(|s| {
+                cpu += s.cpu;
+                requests += s.tally.latencies_us.len();
+                (s.tally, s.seconds)
+            })
+            .collect();
+        let mut stats = Stats::from_slices(scenario, concurrency, slices);
+        stats.label = label.to_string();
+        (stats, cpu.per_request_us(requests))
     }
 }
 

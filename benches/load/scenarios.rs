@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::client::{
-    get, login_request, post_json, refresh_request, Conn, PairBody, Session, User,
+    find, get, login_request, post_json, refresh_request, Conn, PairBody, Session, User,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -259,6 +259,67 @@ async fn send_expecting_200(conn: &mut Conn, request: &[u8], tally: &mut Tally) 
         Ok(r) => tally.error(started, format!("status {}", r.status)),
         Err(e) => tally.error(started, e.to_string()),
     }
+}
+
+/// Deals `sessions` out to `clients` clients round-robin (client `i` gets
+/// sessions `i`, `i + clients`, …).
+pub(crate) fn deal<T>(items: Vec<T>, clients: usize) -> Vec<Vec<T>> {
+    let mut hands: Vec<Vec<T>> = (0..clients).map(|_| Vec::new()).collect();
+    for (i, item) in items.into_iter().enumerate() {
+        hands[i % clients].push(item);
+    }
+    hands
+}
+
+/// The same request bytes over and over, one set per client: `clients`
+/// clients against `addr`, client `i` cycling through `requests[i]`,
+/// `requests[i + clients]`, … for `duration`. An answer counts when it is
+/// `200` and, with `must_contain`, its body contains that (introspection
+/// answers `200` for an inactive token too).
+pub(crate) async fn run_fixed(
+    addr: SocketAddr,
+    requests: &Arc<Vec<Vec<u8>>>,
+    clients: usize,
+    must_contain: Option<&'static [u8]>,
+    duration: Duration,
+) -> (Tally, f64) {
+    let mut conns = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let mut c = Conn::new(addr);
+        c.connect().await.expect("connect to the server");
+        conns.push(c);
+    }
+    let start = Instant::now() + Duration::from_millis(20);
+    let deadline = start + duration;
+    let mut tasks = Vec::with_capacity(clients);
+    for (i, mut conn) in conns.into_iter().enumerate() {
+        let requests = requests.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tally = Tally::default();
+            let mut next = i % requests.len();
+            tokio::time::sleep_until(start.into()).await;
+            while Instant::now() < deadline {
+                let started = Instant::now();
+                match conn.send(&requests[next]).await {
+                    Ok(r) if r.status == 200 => match must_contain {
+                        Some(needle) if find(conn.body(&r), needle).is_none() => {
+                            let body = String::from_utf8_lossy(conn.body(&r)).into_owned();
+                            tally.error(started, format!("unexpected answer: {body}"));
+                        }
+                        _ => tally.ok(started),
+                    },
+                    Ok(r) => {
+                        let body = String::from_utf8_lossy(conn.body(&r)).into_owned();
+                        tally.error(started, format!("status {}: {body}", r.status));
+                    }
+                    Err(e) => tally.error(started, e.to_string()),
+                }
+                next = (next + clients) % requests.len();
+            }
+            tally
+        }));
+    }
+    (merged(tasks).await, start.elapsed().as_secs_f64())
 }
 
 /// `/api/me` at a steady, light rate: `clients` clients, each one request

@@ -18,7 +18,11 @@ use uuid::Uuid;
 use crate::client::Session;
 use crate::database::BenchDb;
 use crate::limits::raw_rows;
-use crate::scenarios::{register_users, run_http, sign_in, wait_ready, Scenario, Shared, Tally};
+use crate::procfs::CpuMark;
+use crate::report::Slice;
+use crate::scenarios::{
+    deal, register_users, run_http, run_sessions, sign_in, wait_ready, Scenario, Shared, Tally,
+};
 use crate::settings::BenchConfig;
 
 pub(crate) struct Server {
@@ -251,4 +255,127 @@ pub(crate) fn session_count(conn: &mut PgConnection) -> i64 {
         .get_result::<Count>(conn)
         .unwrap()
         .n
+}
+
+/// The fixture of issue 17's targets: a server and database of their own
+/// with `target_sessions` users, each signed in once (bcrypt cost 4, so that
+/// signing in a thousand takes seconds; no target here measures bcrypt), and
+/// access tokens that outlive the run; a service credential for
+/// introspection and keyward-verify.
+pub(crate) struct TargetBench<'a> {
+    pub(crate) config: &'a BenchConfig,
+    pub(crate) cores: usize,
+    pub(crate) runtime: Runtime,
+    pub(crate) shared: Arc<Shared>,
+    /// One per user, each with its newest tokens.
+    pub(crate) sessions: Vec<Session>,
+    /// A service credential, for introspection and keyward-verify.
+    pub(crate) client_id: String,
+    pub(crate) client_secret: String,
+    pub(crate) admin: PgConnection,
+    pub(crate) server: Server,
+    pub(crate) db: BenchDb,
+}
+
+impl<'a> TargetBench<'a> {
+    pub(crate) fn start(config: &'a BenchConfig) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let db = BenchDb::create(&config.postgres, "keyward_bench");
+        // Tokens must stay valid through the soak and everything before it.
+        let ttl = (config.soak_seconds as u64 + 1800).max(3600).to_string();
+        let server = Server::start_with(
+            config,
+            &db.url(),
+            &[
+                ("KEYWARD__AUTH__MAX_PENDING_HASHES", "4096"),
+                ("KEYWARD__AUTH__BCRYPT_COST", "4"),
+                ("KEYWARD__AUTH__ACCESS_TTL_SECONDS", &ttl),
+            ],
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let shared = Shared::new(server.addr, "target", config.target_sessions);
+        runtime.block_on(wait_ready(server.addr));
+        let seed_started = Instant::now();
+        runtime.block_on(register_users(&shared, cores * 2));
+        let sessions = runtime.block_on(sign_in(&shared, shared.users.len(), cores * 2));
+        let mut admin = db.connect();
+        let (_, credentials) = keyward::services::service_registry::create(
+            &mut admin,
+            "keyward-bench",
+            chrono::Utc::now(),
+        )
+        .expect("create a service credential");
+        let total = sessions.len();
+        eprintln!(
+            "targets: keyward (pid {}) on {}, {} users signed in, {total} sessions in the table, in {:.1} s",
+            server.pid(),
+            db.name,
+            sessions.len(),
+            seed_started.elapsed().as_secs_f64()
+        );
+        Self {
+            config,
+            cores,
+            runtime,
+            shared,
+            sessions,
+            client_id: credentials.client_id,
+            client_secret: credentials.client_secret,
+            admin,
+            server,
+            db,
+        }
+    }
+
+    /// Runs `scenario` with every session, dealt out to `clients` clients.
+    pub(crate) fn run_dealt(
+        &mut self,
+        scenario: Scenario,
+        clients: usize,
+        duration: Duration,
+    ) -> (Tally, f64) {
+        let hands = deal(std::mem::take(&mut self.sessions), clients);
+        let (tally, seconds, back) =
+            self.runtime
+                .block_on(run_sessions(&self.shared, scenario, hands, duration));
+        self.sessions = back.into_iter().flatten().collect();
+        (tally, seconds)
+    }
+
+    /// One request per session's access token, built by `request`.
+    pub(crate) fn requests(&self, request: impl Fn(&str) -> Vec<u8>) -> Arc<Vec<Vec<u8>>> {
+        Arc::new(self.sessions.iter().map(|s| request(&s.access)).collect())
+    }
+
+    /// The process ids of PostgreSQL's backends on this database.
+    pub(crate) fn backends(&mut self) -> Vec<u32> {
+        #[derive(QueryableByName)]
+        struct Pid {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            pid: i32,
+        }
+        diesel::sql_query(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+             AND pid <> pg_backend_pid()",
+        )
+        .load::<Pid>(&mut self.admin)
+        .map(|rows| rows.into_iter().map(|r| r.pid as u32).collect())
+        .unwrap_or_default()
+    }
+
+    /// Runs `f` (one slice) and measures the CPU the server and PostgreSQL
+    /// spent meanwhile.
+    pub(crate) fn measured(&mut self, f: impl FnOnce(&mut Self) -> (Tally, f64)) -> Slice {
+        let mark = CpuMark::now(self.server.pid());
+        let (tally, seconds) = f(self);
+        let backends = self.backends();
+        Slice {
+            tally,
+            seconds,
+            cpu: mark.since(&backends),
+        }
+    }
 }

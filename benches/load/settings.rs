@@ -3,6 +3,15 @@
 
 use std::time::Duration;
 
+/// Which parts run (`KEYWARD_BENCH_ONLY`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Only {
+    /// The main run, the targets, the abuse limits.
+    All,
+    Abuse,
+    Targets,
+}
+
 pub(crate) struct BenchConfig {
     pub(crate) seconds: f64,
     pub(crate) concurrencies: Vec<usize>,
@@ -15,6 +24,11 @@ pub(crate) struct BenchConfig {
     /// Extra settings for the server (`K=V,K=V`), for experiments such as
     /// `KEYWARD__DATABASE__POOL_SIZE=16`.
     pub(crate) server_env: Vec<(String, String)>,
+    pub(crate) only: Only,
+    /// Users, each signed in once, of the targets' server.
+    pub(crate) target_sessions: usize,
+    /// The mixed soak's length (0: no soak).
+    pub(crate) soak_seconds: f64,
 }
 
 impl BenchConfig {
@@ -62,6 +76,22 @@ impl BenchConfig {
                         .collect()
                 })
                 .unwrap_or_default(),
+            only: match var("KEYWARD_BENCH_ONLY").as_deref().map(str::trim) {
+                None => Only::All,
+                Some("abuse") => Only::Abuse,
+                Some("targets") => Only::Targets,
+                Some(other) => panic!("KEYWARD_BENCH_ONLY: abuse or targets, not {other}"),
+            },
+            target_sessions: var("KEYWARD_BENCH_TARGET_SESSIONS").map_or(1000, |v| {
+                v.parse::<usize>()
+                    .expect("KEYWARD_BENCH_TARGET_SESSIONS")
+                    .max(1)
+            }),
+            soak_seconds: var("KEYWARD_BENCH_SOAK_SECONDS").map_or(600.0, |v| {
+                v.parse::<f64>()
+                    .expect("KEYWARD_BENCH_SOAK_SECONDS")
+                    .max(0.0)
+            }),
         }
     }
 
