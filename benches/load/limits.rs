@@ -1,9 +1,8 @@
 //! The limits below the server, measured in the same run: the database's
 //! rate for the rotation's single-row compare-and-swap `UPDATE` (through
-//! diesel, one connection per client thread) and one bcrypt hash on one
-//! core.
+//! diesel, one connection per client thread), in the rotation's shape and
+//! in the minimal one, and one bcrypt hash on one core.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel::pg::PgConnection;
@@ -13,7 +12,7 @@ use keyward::domain::Password;
 use uuid::Uuid;
 
 use crate::database::BenchDb;
-use crate::scenarios::Tally;
+use crate::scenarios::{deal, Tally};
 
 /// Same shape as `db::sessions::rotate`'s compare-and-swap, without the
 /// user join, the sliding expiry and the event: the one write a rotation
@@ -42,7 +41,7 @@ struct IdJti {
 }
 
 /// `concurrency` threads, each on its own connection, each swapping the
-/// `jti` of its own row for `duration`.
+/// `jti` of its own row (the first `concurrency` of `rows`) for `duration`.
 pub(crate) fn run_raw_update(
     db: &BenchDb,
     sql: &'static str,
@@ -50,52 +49,95 @@ pub(crate) fn run_raw_update(
     concurrency: usize,
     duration: Duration,
 ) -> (Tally, f64) {
-    let url = db.url();
-    let barrier = Arc::new(std::sync::Barrier::new(concurrency + 1));
-    let handles: Vec<_> = rows[..concurrency]
-        .iter()
-        .copied()
-        .map(|(id, jti)| {
-            let url = url.clone();
-            let barrier = barrier.clone();
-            std::thread::spawn(move || {
-                let mut conn = PgConnection::establish(&url).expect("raw UPDATE connection");
-                let mut current = jti;
-                let mut tally = Tally::default();
-                barrier.wait();
-                let deadline = Instant::now() + duration;
-                while Instant::now() < deadline {
-                    let next = Uuid::new_v4();
-                    let started = Instant::now();
-                    match diesel::sql_query(sql)
-                        .bind::<SqlUuid, _>(next)
-                        .bind::<SqlUuid, _>(id)
-                        .bind::<SqlUuid, _>(current)
-                        .execute(&mut conn)
-                    {
-                        Ok(1) => {
-                            current = next;
-                            tally.ok(started);
-                        }
-                        Ok(n) => tally.error(started, format!("{n} rows updated")),
-                        Err(e) => tally.error(started, e.to_string()),
-                    }
-                }
-                (tally, id, current)
-            })
-        })
-        .collect();
-    barrier.wait();
-    let start = Instant::now();
-    let mut tally = Tally::default();
+    let mine = &mut rows[..concurrency];
+    let mut clients = CasClients::open(&db.url(), mine, concurrency);
+    let measured = clients.run(sql, duration);
     // Each row's newest jti, for the next round's compare-and-swap.
-    for (row, h) in rows.iter_mut().zip(handles) {
-        let (t, id, jti) = h.join().unwrap();
-        tally.merge(t);
-        *row = (id, jti);
+    mine.copy_from_slice(&clients.rows());
+    measured
+}
+
+/// The minimal compare-and-swap of issue 17's refresh target: one
+/// statement, one row, no join, no event.
+pub(crate) const MINIMAL_CAS: &str =
+    "UPDATE sessions SET current_jti = $1 WHERE id = $2 AND current_jti = $3";
+
+/// Threads with a connection each, each swapping the `jti` of its rows in
+/// turn. The connections stay open between runs, so that their backends'
+/// CPU can be read across a slice.
+pub(crate) struct CasClients {
+    clients: Vec<(PgConnection, Vec<(Uuid, Uuid)>)>,
+}
+
+impl CasClients {
+    /// `threads` connections; `rows` dealt out to them round-robin.
+    pub(crate) fn open(url: &str, rows: &[(Uuid, Uuid)], threads: usize) -> Self {
+        let clients = deal(rows.to_vec(), threads)
+            .into_iter()
+            .map(|rows| {
+                let conn = PgConnection::establish(url).expect("raw UPDATE connection");
+                (conn, rows)
+            })
+            .collect();
+        Self { clients }
     }
-    let seconds = start.elapsed().as_secs_f64();
-    (tally, seconds)
+
+    /// Each thread runs `sql` on its rows for `duration`.
+    pub(crate) fn run(&mut self, sql: &'static str, duration: Duration) -> (Tally, f64) {
+        let barrier = std::sync::Barrier::new(self.clients.len() + 1);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .clients
+                .iter_mut()
+                .map(|(conn, rows)| {
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        let mut tally = Tally::default();
+                        barrier.wait();
+                        let deadline = Instant::now() + duration;
+                        let mut i = 0;
+                        while Instant::now() < deadline {
+                            let (id, current) = rows[i];
+                            let next = Uuid::new_v4();
+                            let started = Instant::now();
+                            match diesel::sql_query(sql)
+                                .bind::<SqlUuid, _>(next)
+                                .bind::<SqlUuid, _>(id)
+                                .bind::<SqlUuid, _>(current)
+                                .execute(conn)
+                            {
+                                Ok(1) => {
+                                    rows[i].1 = next;
+                                    tally.ok(started);
+                                }
+                                Ok(n) => tally.error(started, format!("{n} rows updated")),
+                                Err(e) => tally.error(started, e.to_string()),
+                            }
+                            i = (i + 1) % rows.len();
+                        }
+                        tally
+                    })
+                })
+                .collect();
+            barrier.wait();
+            let start = Instant::now();
+            let mut tally = Tally::default();
+            for h in handles {
+                tally.merge(h.join().unwrap());
+            }
+            (tally, start.elapsed().as_secs_f64())
+        })
+    }
+
+    /// Every row with its newest jti, in the order [`CasClients::open`]
+    /// was given them.
+    pub(crate) fn rows(&self) -> Vec<(Uuid, Uuid)> {
+        let threads = self.clients.len();
+        let total: usize = self.clients.iter().map(|(_, r)| r.len()).sum();
+        (0..total)
+            .map(|i| self.clients[i % threads].1[i / threads])
+            .collect()
+    }
 }
 
 pub(crate) fn raw_rows(conn: &mut PgConnection, n: usize) -> Vec<(Uuid, Uuid)> {

@@ -12,7 +12,7 @@
 //! numbers move with whatever else the machine is doing.
 //!
 //! Then issue 17's targets, on a second server with many signed-in users
-//! (`server::TargetBench`), each against a baseline from the same run,
+//! (`server::Bench::start_targets`), each against a baseline from the same run,
 //! interleaved: `/api/me` against a bare actix-web handler in this process
 //! (a), refresh against the minimal compare-and-swap `UPDATE` (b),
 //! introspection against `/api/me` (c), logins against bcrypt (d, from the
@@ -54,6 +54,7 @@ mod inproc;
 mod limits;
 mod login_probe;
 mod procfs;
+mod refresh_cost;
 mod report;
 mod revocation_set;
 mod scenarios;
@@ -67,7 +68,7 @@ mod token_checks;
 
 use crate::limits::Bcrypt;
 use crate::report::{write_output, LoadResults};
-use crate::server::{Bench, TargetBench};
+use crate::server::Bench;
 use crate::settings::{BenchConfig, Only};
 
 fn main() {
@@ -114,8 +115,9 @@ fn main_run(config: &BenchConfig) -> MainRun {
 
 /// Issue 17's targets, on a server of their own with many signed-in users.
 fn targets_run(config: &BenchConfig, main_run: Option<&MainRun>) {
-    let mut bench = TargetBench::start(config);
+    let mut bench = Bench::start_targets(config);
     let token_checks = token_checks::run(&mut bench); // a, c
+    let refresh_cost = refresh_cost::run(&mut bench); // b
     let context = serde_json::json!({
         "cores": bench.cores,
         "clients": config.reference_concurrency(),
@@ -130,6 +132,7 @@ fn targets_run(config: &BenchConfig, main_run: Option<&MainRun>) {
     let _ = main_run;
     let targets = vec![
         token_checks.me_target(),
+        refresh_cost.target(),
         token_checks.introspection_target(),
     ];
     targets::print_and_write(&targets, context);

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::client::Session;
 use crate::database::BenchDb;
 use crate::limits::raw_rows;
-use crate::procfs::CpuMark;
+use crate::procfs::{status_mib, CpuMark};
 use crate::report::Slice;
 use crate::scenarios::{
     deal, register_users, run_http, run_sessions, sign_in, wait_ready, Scenario, Shared, Tally,
@@ -31,17 +31,6 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    pub(crate) fn start(config: &BenchConfig, database_url: &str) -> Self {
-        // The throughput scenarios run up to 64 logins at once: keep the
-        // bound on waiting password checks out of their way (`abuse.rs`
-        // measures it at its default).
-        Self::start_with(
-            config,
-            database_url,
-            &[("KEYWARD__AUTH__MAX_PENDING_HASHES", "4096")],
-        )
-    }
-
     /// Starts the server with these settings on top of the benchmark's.
     pub(crate) fn start_with(
         config: &BenchConfig,
@@ -111,13 +100,7 @@ impl Server {
 
     /// Peak resident set size since start or the last reset, in MiB.
     pub(crate) fn peak_rss_mib(&self) -> f64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map_or(f64::NAN, |kb| kb / 1024.0)
+        status_mib(self.pid(), "VmHWM")
     }
 
     pub(crate) fn threads(&self) -> usize {
@@ -132,10 +115,9 @@ impl Drop for Server {
     }
 }
 
-/// The main run's fixture: its database and server, 16 users, one signed-in
-/// session per client of the largest concurrency, and as many filler rows
-/// for the raw `UPDATE`s. Fields drop in order: the server before its
-/// database.
+/// A run's fixture: its database and server, signed-in users, filler rows
+/// for the raw `UPDATE`s, a service credential. Fields drop in order: the
+/// server before its database.
 pub(crate) struct Bench<'a> {
     pub(crate) config: &'a BenchConfig,
     pub(crate) cores: usize,
@@ -145,21 +127,77 @@ pub(crate) struct Bench<'a> {
     pub(crate) sessions: Vec<Session>,
     /// Filler rows (id, current jti) for the raw compare-and-swap.
     pub(crate) raw: Vec<(Uuid, Uuid)>,
+    /// A service credential, for introspection and keyward-verify.
+    pub(crate) client_id: String,
+    pub(crate) client_secret: String,
     pub(crate) admin: PgConnection,
     pub(crate) server: Server,
     pub(crate) db: BenchDb,
 }
 
+/// What a fixture holds.
+struct Plan<'e> {
+    /// Server settings on top of the benchmark's.
+    env: &'e [(&'e str, &'e str)],
+    users: usize,
+    sessions: usize,
+    /// Rows `sessions` is topped up to with filler.
+    table: i64,
+    filler: usize,
+}
+
 impl<'a> Bench<'a> {
+    /// The main run's: 16 users at the configured bcrypt cost, one
+    /// session per client of the largest concurrency, and as many filler
+    /// rows.
     pub(crate) fn start(config: &'a BenchConfig) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         println!(
             "keyward load benchmark: {cores} cores, {} s per scenario, concurrency {:?}, bcrypt cost {}",
             config.seconds, config.concurrencies, config.bcrypt_cost
         );
+        let max_c = config.max_concurrency();
+        // The throughput scenarios run up to 64 logins at once: keep the
+        // bound on waiting password checks out of their way (`abuse.rs`
+        // measures it at its default).
+        let plan = Plan {
+            env: &[("KEYWARD__AUTH__MAX_PENDING_HASHES", "4096")],
+            users: 16,
+            sessions: max_c,
+            table: 1000,
+            filler: max_c,
+        };
+        Self::launch(config, "bench", plan)
+    }
+
+    /// Issue 17's: `target_sessions` users, each signed in once (at bcrypt
+    /// cost 4, so that signing in a thousand takes seconds; no target
+    /// measured on it is about bcrypt), access tokens that outlive the run,
+    /// and as many filler rows as sessions.
+    pub(crate) fn start_targets(config: &'a BenchConfig) -> Self {
+        eprintln!("issue 17 targets:");
+        let n = config.target_sessions;
+        // Tokens must stay valid through the soak and everything before it.
+        let ttl = (config.soak_seconds as u64 + 1800).max(3600).to_string();
+        let plan = Plan {
+            env: &[
+                ("KEYWARD__AUTH__MAX_PENDING_HASHES", "4096"),
+                ("KEYWARD__AUTH__BCRYPT_COST", "4"),
+                ("KEYWARD__AUTH__ACCESS_TTL_SECONDS", &ttl),
+            ],
+            users: n,
+            sessions: n,
+            table: 2 * n as i64,
+            filler: n,
+        };
+        Self::launch(config, "target", plan)
+    }
+
+    fn launch(config: &'a BenchConfig, prefix: &str, plan: Plan) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let db = BenchDb::create(&config.postgres, "keyward_bench");
         eprintln!("created database {}", db.name);
-        let server = Server::start(config, &db.url());
+        let server = Server::start_with(config, &db.url(), plan.env);
         eprintln!(
             "keyward (pid {}) listening on {}",
             server.pid(),
@@ -169,12 +207,11 @@ impl<'a> Bench<'a> {
             .enable_all()
             .build()
             .unwrap();
-        let shared = Shared::new(server.addr, "bench", 16);
+        let shared = Shared::new(server.addr, prefix, plan.users);
         runtime.block_on(wait_ready(server.addr));
         let seed_started = Instant::now();
         runtime.block_on(register_users(&shared, cores * 2));
-        let max_c = config.max_concurrency();
-        let sessions = runtime.block_on(sign_in(&shared, max_c, cores * 2));
+        let sessions = runtime.block_on(sign_in(&shared, plan.sessions, cores * 2));
         eprintln!(
             "seeded {} users and {} sessions in {:.1} s",
             shared.users.len(),
@@ -182,9 +219,15 @@ impl<'a> Bench<'a> {
             seed_started.elapsed().as_secs_f64()
         );
         let mut admin = db.connect();
-        let small = fill_sessions(&mut admin, 1000);
-        let raw = raw_rows(&mut admin, max_c);
-        eprintln!("sessions table: {small} rows");
+        let (_, credentials) = keyward::services::service_registry::create(
+            &mut admin,
+            "keyward-bench",
+            chrono::Utc::now(),
+        )
+        .expect("create a service credential");
+        let rows = fill_sessions(&mut admin, plan.table);
+        let raw = raw_rows(&mut admin, plan.filler);
+        eprintln!("sessions table: {rows} rows");
         Self {
             config,
             cores,
@@ -192,6 +235,8 @@ impl<'a> Bench<'a> {
             shared,
             sessions,
             raw,
+            client_id: credentials.client_id,
+            client_secret: credentials.client_secret,
             admin,
             server,
             db,
@@ -213,6 +258,55 @@ impl<'a> Bench<'a> {
                 .block_on(run_http(&self.shared, scenario, mine, duration));
         self.sessions.splice(0..0, back);
         (tally, seconds)
+    }
+
+    /// Runs `scenario` with every session, dealt out to `clients` clients.
+    pub(crate) fn run_dealt(
+        &mut self,
+        scenario: Scenario,
+        clients: usize,
+        duration: Duration,
+    ) -> (Tally, f64) {
+        let hands = deal(std::mem::take(&mut self.sessions), clients);
+        let (tally, seconds, back) =
+            self.runtime
+                .block_on(run_sessions(&self.shared, scenario, hands, duration));
+        self.sessions = back.into_iter().flatten().collect();
+        (tally, seconds)
+    }
+
+    /// One request per session's access token, built by `request`.
+    pub(crate) fn requests(&self, request: impl Fn(&str) -> Vec<u8>) -> Arc<Vec<Vec<u8>>> {
+        Arc::new(self.sessions.iter().map(|s| request(&s.access)).collect())
+    }
+
+    /// The process ids of PostgreSQL's backends on this database.
+    fn backends(&mut self) -> Vec<u32> {
+        #[derive(QueryableByName)]
+        struct Pid {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            pid: i32,
+        }
+        diesel::sql_query(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+             AND pid <> pg_backend_pid()",
+        )
+        .load::<Pid>(&mut self.admin)
+        .map(|rows| rows.into_iter().map(|r| r.pid as u32).collect())
+        .unwrap_or_default()
+    }
+
+    /// Runs `f` (one slice) and measures the CPU the server and PostgreSQL
+    /// spent meanwhile.
+    pub(crate) fn measured(&mut self, f: impl FnOnce(&mut Self) -> (Tally, f64)) -> Slice {
+        let mark = CpuMark::now(self.server.pid());
+        let (tally, seconds) = f(self);
+        let backends = self.backends();
+        Slice {
+            tally,
+            seconds,
+            cpu: mark.since(&backends),
+        }
     }
 }
 
@@ -255,127 +349,4 @@ pub(crate) fn session_count(conn: &mut PgConnection) -> i64 {
         .get_result::<Count>(conn)
         .unwrap()
         .n
-}
-
-/// The fixture of issue 17's targets: a server and database of their own
-/// with `target_sessions` users, each signed in once (bcrypt cost 4, so that
-/// signing in a thousand takes seconds; no target here measures bcrypt), and
-/// access tokens that outlive the run; a service credential for
-/// introspection and keyward-verify.
-pub(crate) struct TargetBench<'a> {
-    pub(crate) config: &'a BenchConfig,
-    pub(crate) cores: usize,
-    pub(crate) runtime: Runtime,
-    pub(crate) shared: Arc<Shared>,
-    /// One per user, each with its newest tokens.
-    pub(crate) sessions: Vec<Session>,
-    /// A service credential, for introspection and keyward-verify.
-    pub(crate) client_id: String,
-    pub(crate) client_secret: String,
-    pub(crate) admin: PgConnection,
-    pub(crate) server: Server,
-    pub(crate) db: BenchDb,
-}
-
-impl<'a> TargetBench<'a> {
-    pub(crate) fn start(config: &'a BenchConfig) -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let db = BenchDb::create(&config.postgres, "keyward_bench");
-        // Tokens must stay valid through the soak and everything before it.
-        let ttl = (config.soak_seconds as u64 + 1800).max(3600).to_string();
-        let server = Server::start_with(
-            config,
-            &db.url(),
-            &[
-                ("KEYWARD__AUTH__MAX_PENDING_HASHES", "4096"),
-                ("KEYWARD__AUTH__BCRYPT_COST", "4"),
-                ("KEYWARD__AUTH__ACCESS_TTL_SECONDS", &ttl),
-            ],
-        );
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let shared = Shared::new(server.addr, "target", config.target_sessions);
-        runtime.block_on(wait_ready(server.addr));
-        let seed_started = Instant::now();
-        runtime.block_on(register_users(&shared, cores * 2));
-        let sessions = runtime.block_on(sign_in(&shared, shared.users.len(), cores * 2));
-        let mut admin = db.connect();
-        let (_, credentials) = keyward::services::service_registry::create(
-            &mut admin,
-            "keyward-bench",
-            chrono::Utc::now(),
-        )
-        .expect("create a service credential");
-        let total = sessions.len();
-        eprintln!(
-            "targets: keyward (pid {}) on {}, {} users signed in, {total} sessions in the table, in {:.1} s",
-            server.pid(),
-            db.name,
-            sessions.len(),
-            seed_started.elapsed().as_secs_f64()
-        );
-        Self {
-            config,
-            cores,
-            runtime,
-            shared,
-            sessions,
-            client_id: credentials.client_id,
-            client_secret: credentials.client_secret,
-            admin,
-            server,
-            db,
-        }
-    }
-
-    /// Runs `scenario` with every session, dealt out to `clients` clients.
-    pub(crate) fn run_dealt(
-        &mut self,
-        scenario: Scenario,
-        clients: usize,
-        duration: Duration,
-    ) -> (Tally, f64) {
-        let hands = deal(std::mem::take(&mut self.sessions), clients);
-        let (tally, seconds, back) =
-            self.runtime
-                .block_on(run_sessions(&self.shared, scenario, hands, duration));
-        self.sessions = back.into_iter().flatten().collect();
-        (tally, seconds)
-    }
-
-    /// One request per session's access token, built by `request`.
-    pub(crate) fn requests(&self, request: impl Fn(&str) -> Vec<u8>) -> Arc<Vec<Vec<u8>>> {
-        Arc::new(self.sessions.iter().map(|s| request(&s.access)).collect())
-    }
-
-    /// The process ids of PostgreSQL's backends on this database.
-    pub(crate) fn backends(&mut self) -> Vec<u32> {
-        #[derive(QueryableByName)]
-        struct Pid {
-            #[diesel(sql_type = diesel::sql_types::Integer)]
-            pid: i32,
-        }
-        diesel::sql_query(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
-             AND pid <> pg_backend_pid()",
-        )
-        .load::<Pid>(&mut self.admin)
-        .map(|rows| rows.into_iter().map(|r| r.pid as u32).collect())
-        .unwrap_or_default()
-    }
-
-    /// Runs `f` (one slice) and measures the CPU the server and PostgreSQL
-    /// spent meanwhile.
-    pub(crate) fn measured(&mut self, f: impl FnOnce(&mut Self) -> (Tally, f64)) -> Slice {
-        let mark = CpuMark::now(self.server.pid());
-        let (tally, seconds) = f(self);
-        let backends = self.backends();
-        Slice {
-            tally,
-            seconds,
-            cpu: mark.since(&backends),
-        }
-    }
 }

@@ -11,7 +11,7 @@ use crate::inproc;
 use crate::procfs::Cpu;
 use crate::report::{Series, Stats};
 use crate::scenarios::{run_fixed, Scenario};
-use crate::server::TargetBench;
+use crate::server::Bench;
 use crate::targets::{cpu_json, cpu_note, rate_label, row_json, Goal, Target};
 
 pub(crate) struct TokenChecks {
@@ -49,7 +49,7 @@ fn algorithm(token: &str) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-pub(crate) fn run(bench: &mut TargetBench) -> TokenChecks {
+pub(crate) fn run(bench: &mut Bench) -> TokenChecks {
     let clients = bench.config.reference_concurrency();
     let slice = bench.config.slice();
     let me = bench.requests(|token| get("/api/me", Some(token)));
