@@ -155,6 +155,7 @@ pub(crate) fn raw_rows(conn: &mut PgConnection, n: usize) -> Vec<(Uuid, Uuid)> {
 
 /// One bcrypt hash on one core, and what it allows on all of them.
 pub(crate) struct Bcrypt {
+    pub(crate) cost: u32,
     pub(crate) cpu_seconds: f64,
     pub(crate) wall_seconds: f64,
 }
@@ -176,6 +177,7 @@ impl Bcrypt {
         times.sort_by(|a, b| a.0.total_cmp(&b.0));
         let (cpu_seconds, wall_seconds) = times[0];
         Self {
+            cost,
             cpu_seconds,
             wall_seconds,
         }
@@ -186,9 +188,10 @@ impl Bcrypt {
         cores as f64 / self.cpu_seconds
     }
 
-    pub(crate) fn print(&self, cost: u32, cores: usize) {
+    pub(crate) fn print(&self, cores: usize) {
         println!(
-            "one bcrypt hash at cost {cost} on one core: {:.3} s CPU ({:.3} s wall) -> bcrypt limit {:.2} logins/s on {cores} cores",
+            "one bcrypt hash at cost {} on one core: {:.3} s CPU ({:.3} s wall) -> bcrypt limit {:.2} logins/s on {cores} cores",
+            self.cost,
             self.cpu_seconds,
             self.wall_seconds,
             self.limit(cores)

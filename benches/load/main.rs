@@ -70,6 +70,7 @@ use crate::limits::Bcrypt;
 use crate::report::{write_output, LoadResults};
 use crate::server::Bench;
 use crate::settings::{BenchConfig, Only};
+use crate::targets::{not_measured, Target};
 
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument is not supported.
@@ -84,14 +85,16 @@ fn main() {
 }
 
 /// What the targets table takes from the main run.
-struct MainRun {}
+struct MainRun {
+    login: Target,
+}
 
 /// The main run: one server at the configured bcrypt cost, 16 users, a
 /// session per client.
 fn main_run(config: &BenchConfig) -> MainRun {
     let mut bench = Bench::start(config);
     let bcrypt = Bcrypt::measure(config.bcrypt_cost);
-    bcrypt.print(config.bcrypt_cost, bench.cores);
+    bcrypt.print(bench.cores);
 
     let throughput = throughput::run(&mut bench);
     let login_probe = login_probe::run(&mut bench);
@@ -110,7 +113,9 @@ fn main_run(config: &BenchConfig) -> MainRun {
             revocation_set: &revocation_set,
         },
     );
-    MainRun {}
+    MainRun {
+        login: throughput.login_target(bench.cores, &bcrypt),
+    }
 }
 
 /// Issue 17's targets, on a server of their own with many signed-in users.
@@ -129,11 +134,17 @@ fn targets_run(config: &BenchConfig, main_run: Option<&MainRun>) {
     });
     drop(bench);
 
-    let _ = main_run;
+    let from_main = |pick: fn(&MainRun) -> &Target, id, name| {
+        main_run.map_or_else(
+            || not_measured(id, name, "KEYWARD_BENCH_ONLY=targets"),
+            |m| pick(m).clone(),
+        )
+    };
     let targets = vec![
         token_checks.me_target(),
         refresh_cost.target(),
         token_checks.introspection_target(),
+        from_main(|m| &m.login, "d", "logins / (cores / bcrypt)"),
     ];
     targets::print_and_write(&targets, context);
 }

@@ -319,7 +319,7 @@ pub(crate) fn write_load(bench: &Bench, results: &LoadResults) {
     }
     println!("server threads at the end: {threads}");
 
-    let mut ratios = throughput.ratios(bench.cores, bcrypt.cpu_seconds);
+    let mut ratios = throughput.ratios(bench.cores, bcrypt);
     ratios.push(probe.ratio(config.rounds));
     ratios.push(table.ratio());
     ratios.push(events.ratio());

@@ -7,10 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::limits::{run_raw_update, RAW_CAS};
-use crate::report::{ratio, Ratio, Stats};
+use crate::limits::{run_raw_update, Bcrypt, RAW_CAS};
+use crate::report::{ratio, round, Ratio, Stats};
 use crate::scenarios::{Scenario, Tally};
 use crate::server::Bench;
+use crate::targets::{rate_label, row_json, Goal, Target};
 
 /// A row per scenario and concurrency.
 pub(crate) struct Throughput {
@@ -97,11 +98,11 @@ impl Throughput {
 
     /// /api/me against /health, refresh against the raw UPDATE, logins
     /// against bcrypt's limit (`cores / bcrypt_s`).
-    pub(crate) fn ratios(&self, cores: usize, bcrypt_s: f64) -> Vec<Ratio> {
+    pub(crate) fn ratios(&self, cores: usize, bcrypt: &Bcrypt) -> Vec<Ratio> {
         let (me, health) = (self.best(Scenario::Me), self.best(Scenario::Health));
         let (refresh, raw) = (self.best(Scenario::Refresh), self.best(Scenario::RawUpdate));
         let login = self.best(Scenario::Login);
-        let bcrypt_limit = cores as f64 / bcrypt_s;
+        let (bcrypt_s, bcrypt_limit) = (bcrypt.cpu_seconds, bcrypt.limit(cores));
         vec![
             ratio(
                 "/api/me / /health",
@@ -142,6 +143,30 @@ impl Throughput {
                 ),
             ),
         ]
+    }
+
+    /// Target d: the best login rate ≥ 0.9 × bcrypt's limit.
+    pub(crate) fn login_target(&self, cores: usize, bcrypt: &Bcrypt) -> Target {
+        let login = self.best(Scenario::Login);
+        Target {
+            id: "d",
+            name: "logins / (cores / bcrypt)".into(),
+            figure: login.rps,
+            figure_is: format!("{} (the best concurrency)", rate_label(login)),
+            baseline: Some(bcrypt.limit(cores)),
+            baseline_is: format!(
+                "{cores} cores / {:.4} s of CPU per hash (bcrypt cost {})",
+                bcrypt.cpu_seconds, bcrypt.cost
+            ),
+            unit: "logins/s",
+            goal: Goal::RatioAtLeast(0.9),
+            notes: Vec::new(),
+            json: serde_json::json!({
+                "login": row_json(login),
+                "bcrypt_cpu_seconds": round(bcrypt.cpu_seconds, 5),
+                "bcrypt_cost": bcrypt.cost,
+            }),
+        }
     }
 
     pub(crate) fn rss_ratio(&self) -> Ratio {
