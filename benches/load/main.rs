@@ -25,6 +25,7 @@
 //! - `KEYWARD_BENCH_CONCURRENCY`: comma-separated client counts (default 1,8,32,64)
 //! - `KEYWARD_BENCH_BCRYPT_COST`: bcrypt cost (default: the configured one, 12)
 //! - `KEYWARD_BENCH_SESSIONS`: rows in `sessions` for the large-table run (default 1000000)
+//! - `KEYWARD_BENCH_EVENTS`: rows in `events` for the large-table run (default 10000000)
 //! - `KEYWARD_BENCH_POSTGRES`: server URL without a database (default postgres://postgres@127.0.0.1:5432)
 //! - `KEYWARD_BENCH_SERVER_LOG`: the server's `RUST_LOG` during load (default warn)
 //! - `KEYWARD_BENCH_ROUNDS`: slices the paired scenarios are interleaved in (default 5)
@@ -87,6 +88,7 @@ fn main() {
 /// What the targets table takes from the main run.
 struct MainRun {
     login: Target,
+    table_size: Target,
 }
 
 /// The main run: one server at the configured bcrypt cost, 16 users, a
@@ -115,6 +117,7 @@ fn main_run(config: &BenchConfig) -> MainRun {
     );
     MainRun {
         login: throughput.login_target(bench.cores, &bcrypt),
+        table_size: table_size.target(),
     }
 }
 
@@ -145,6 +148,7 @@ fn targets_run(config: &BenchConfig, main_run: Option<&MainRun>) {
         refresh_cost.target(),
         token_checks.introspection_target(),
         from_main(|m| &m.login, "d", "logins / (cores / bcrypt)"),
+        from_main(|m| &m.table_size, "e", "refresh, big tables / small"),
     ];
     targets::print_and_write(&targets, context);
 }

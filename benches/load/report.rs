@@ -349,6 +349,8 @@ pub(crate) fn write_load(bench: &Bench, results: &LoadResults) {
         "explain_large": table.plan_big,
         "sessions_small": table.small_count,
         "sessions_large": table.big_count,
+        "events_small": table.small_events,
+        "events_large": table.big_events,
         "server_threads": threads,
     });
     let json_path = write_output("load.json", &serde_json::to_string_pretty(&json).unwrap());

@@ -17,6 +17,7 @@ pub(crate) struct BenchConfig {
     pub(crate) concurrencies: Vec<usize>,
     pub(crate) bcrypt_cost: u32,
     pub(crate) big_sessions: i64,
+    pub(crate) big_events: i64,
     pub(crate) postgres: String,
     pub(crate) server_log: String,
     /// Slices each ratio's scenarios are interleaved in.
@@ -62,6 +63,8 @@ impl BenchConfig {
             }),
             big_sessions: var("KEYWARD_BENCH_SESSIONS")
                 .map_or(1_000_000, |v| v.parse().expect("KEYWARD_BENCH_SESSIONS")),
+            big_events: var("KEYWARD_BENCH_EVENTS")
+                .map_or(10_000_000, |v| v.parse().expect("KEYWARD_BENCH_EVENTS")),
             postgres: var("KEYWARD_BENCH_POSTGRES")
                 .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".into()),
             server_log: var("KEYWARD_BENCH_SERVER_LOG").unwrap_or_else(|| "warn".into()),
