@@ -34,6 +34,9 @@
 //!   `KEYWARD_BENCH_ONLY=targets`: only issue 17's targets (without d and e)
 //! - `KEYWARD_BENCH_TARGET_SESSIONS`: users signed in on the targets' server,
 //!   each client cycling through its share of their tokens (default 1000)
+//! - `KEYWARD_BENCH_SOAK_SECONDS`: the mixed soak of target f (default 600;
+//!   memory sampled at every tenth, reported at 1/10, 1/2 and the end; 0
+//!   skips it)
 //!
 //! Output: tables on stdout, `target/bench/load.json`, `target/bench/load.svg`,
 //! `target/bench/targets.json` and `target/bench/abuse.json`.
@@ -61,6 +64,7 @@ mod revocation_set;
 mod scenarios;
 mod server;
 mod settings;
+mod soak;
 mod svg;
 mod table_size;
 mod targets;
@@ -71,7 +75,7 @@ use crate::limits::Bcrypt;
 use crate::report::{write_output, LoadResults};
 use crate::server::Bench;
 use crate::settings::{BenchConfig, Only};
-use crate::targets::{not_measured, Target};
+use crate::targets::{not_measured, Goal, Target};
 
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument is not supported.
@@ -89,6 +93,7 @@ fn main() {
 struct MainRun {
     login: Target,
     table_size: Target,
+    mix_rss_mib: f64,
 }
 
 /// The main run: one server at the configured bcrypt cost, 16 users, a
@@ -118,6 +123,7 @@ fn main_run(config: &BenchConfig) -> MainRun {
     MainRun {
         login: throughput.login_target(bench.cores, &bcrypt),
         table_size: table_size.target(),
+        mix_rss_mib: throughput.mix_rss_mib(),
     }
 }
 
@@ -126,6 +132,7 @@ fn targets_run(config: &BenchConfig, main_run: Option<&MainRun>) {
     let mut bench = Bench::start_targets(config);
     let token_checks = token_checks::run(&mut bench); // a, c
     let refresh_cost = refresh_cost::run(&mut bench); // b
+    let soak = soak::run(&mut bench); // f
     let context = serde_json::json!({
         "cores": bench.cores,
         "clients": config.reference_concurrency(),
@@ -139,17 +146,21 @@ fn targets_run(config: &BenchConfig, main_run: Option<&MainRun>) {
 
     let from_main = |pick: fn(&MainRun) -> &Target, id, name| {
         main_run.map_or_else(
-            || not_measured(id, name, "KEYWARD_BENCH_ONLY=targets"),
+            || {
+                let why = "KEYWARD_BENCH_ONLY=targets";
+                not_measured(id, name, Goal::RatioAtLeast(0.9), "", why)
+            },
             |m| pick(m).clone(),
         )
     };
-    let targets = vec![
+    let mut targets = vec![
         token_checks.me_target(),
         refresh_cost.target(),
         token_checks.introspection_target(),
         from_main(|m| &m.login, "d", "logins / (cores / bcrypt)"),
         from_main(|m| &m.table_size, "e", "refresh, big tables / small"),
     ];
+    targets.extend(soak::targets(&soak, main_run.map(|m| m.mix_rss_mib)));
     targets::print_and_write(&targets, context);
 }
 

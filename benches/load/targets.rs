@@ -61,7 +61,13 @@ impl Target {
 /// A target that could not be measured in this run (skipped by a setting,
 /// or its setup failed): printed as such, so that the table always has
 /// every letter.
-pub(crate) fn not_measured(id: &'static str, name: &str, why: &str) -> Target {
+pub(crate) fn not_measured(
+    id: &'static str,
+    name: &str,
+    goal: Goal,
+    unit: &'static str,
+    why: &str,
+) -> Target {
     Target {
         id,
         name: name.to_string(),
@@ -69,8 +75,8 @@ pub(crate) fn not_measured(id: &'static str, name: &str, why: &str) -> Target {
         figure_is: format!("not measured: {why}"),
         baseline: None,
         baseline_is: String::new(),
-        unit: "",
-        goal: Goal::FigureAtMost(f64::NAN),
+        unit,
+        goal,
         notes: Vec::new(),
         json: serde_json::json!({"skipped": why}),
     }
