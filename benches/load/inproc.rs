@@ -1,6 +1,8 @@
 //! actix-web servers inside the bench process, each on a thread of its own
 //! with as many workers as keyward's server (one per core): the baselines
-//! that are not keyward. A bare handler answering a constant body.
+//! that are not keyward. A bare handler answering a constant body, and a
+//! resource server on keyward-verify with a protected and an unprotected
+//! route.
 
 use std::net::SocketAddr;
 use std::sync::mpsc;
@@ -8,6 +10,7 @@ use std::thread::JoinHandle;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpResponse, HttpServer};
+use keyward_verify::{VerifiedUser, Verifier};
 use tokio::runtime::Runtime;
 
 /// A running in-process server; [`InProcess::stop`] ends it.
@@ -46,6 +49,47 @@ pub(crate) fn bare(workers: usize, body: String) -> Option<InProcess> {
         .bind(("127.0.0.1", 0))?;
         Ok((server.addrs()[0], server.run()))
     })
+}
+
+/// keyward-verify's example resource server against the keyward at
+/// `issuer`: `GET /me` needs a verified token, `GET /health` nothing.
+pub(crate) fn resource_server(
+    workers: usize,
+    issuer: String,
+    client_id: String,
+    client_secret: String,
+) -> Option<InProcess> {
+    spawn("resource server", move || async move {
+        let verifier = Verifier::builder(issuer, client_id, client_secret)
+            .connect()
+            .await
+            .map_err(std::io::Error::other)?;
+        let verifier = web::Data::new(verifier);
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(verifier.clone())
+                .route("/me", web::get().to(protected))
+                .route("/health", web::get().to(unprotected))
+        })
+        .workers(workers)
+        .bind(("127.0.0.1", 0))?;
+        Ok((server.addrs()[0], server.run()))
+    })
+}
+
+/// As in `crates/keyward-verify/examples/resource_server.rs`.
+async fn protected(user: VerifiedUser) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "id": user.sub,
+        "username": user.username,
+        "name": user.name,
+        "admin": user.admin,
+        "session_id": user.sid,
+    }))
+}
+
+async fn unprotected() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
 /// Runs `start` on an actix system in a thread of its own; waits until it

@@ -60,6 +60,7 @@ mod login_probe;
 mod procfs;
 mod refresh_cost;
 mod report;
+mod resource_server;
 mod revocation_set;
 mod scenarios;
 mod server;
@@ -132,6 +133,7 @@ fn targets_run(config: &BenchConfig, main_run: Option<&MainRun>) {
     let mut bench = Bench::start_targets(config);
     let token_checks = token_checks::run(&mut bench); // a, c
     let refresh_cost = refresh_cost::run(&mut bench); // b
+    let resource_server = resource_server::run(&mut bench); // g
     let soak = soak::run(&mut bench); // f
     let context = serde_json::json!({
         "cores": bench.cores,
@@ -161,6 +163,7 @@ fn targets_run(config: &BenchConfig, main_run: Option<&MainRun>) {
         from_main(|m| &m.table_size, "e", "refresh, big tables / small"),
     ];
     targets.extend(soak::targets(&soak, main_run.map(|m| m.mix_rss_mib)));
+    targets.push(resource_server::target(&resource_server));
     targets::print_and_write(&targets, context);
 }
 
