@@ -42,9 +42,12 @@
 //! `target/bench/targets.json` and `target/bench/abuse.json`.
 //!
 //! Layout: [`client`] is the HTTP client, [`server`] the child process and
-//! the run's fixture, [`scenarios`] what the clients do, [`limits`] the
-//! figures below the server, [`report`] and [`svg`] the output; each
-//! experiment is a module of its own, listed in `main` in the order it runs.
+//! the runs' fixture, [`database`] the bench database, [`scenarios`] what the
+//! clients do, [`limits`] the figures below the server, [`inproc`] the
+//! actix-web baselines inside this process, [`procfs`] what `/proc` says
+//! (CPU, memory), [`report`], [`svg`] and [`targets`] the output; each
+//! experiment is a module of its own, listed in [`main_run`] and
+//! [`targets_run`] in the order it runs.
 
 // A failed step panics: unwinding runs the Drop of the server child and of
 // the database, which clean up; exit(1) would leave both behind.
