@@ -17,7 +17,10 @@ pub(crate) struct RefreshCost {
 }
 
 pub(crate) fn run(bench: &mut Bench) -> RefreshCost {
-    let clients = bench.config.reference_concurrency();
+    let clients = bench
+        .config
+        .reference_concurrency()
+        .min(bench.sessions.len());
     let slice = bench.config.slice();
     let mut cas = CasClients::open(&bench.db.url(), &bench.raw, clients);
     let (mut refresh_series, mut cas_series) = (Series::default(), Series::default());

@@ -261,12 +261,14 @@ async fn send_expecting_200(conn: &mut Conn, request: &[u8], tally: &mut Tally) 
     }
 }
 
-/// Deals `sessions` out to `clients` clients round-robin (client `i` gets
-/// sessions `i`, `i + clients`, …).
+/// Deals `items` out to `clients` clients round-robin (client `i` gets
+/// items `i`, `i + clients`, …); with fewer items than clients, one client
+/// per item.
 pub(crate) fn deal<T>(items: Vec<T>, clients: usize) -> Vec<Vec<T>> {
-    let mut hands: Vec<Vec<T>> = (0..clients).map(|_| Vec::new()).collect();
+    let mut hands: Vec<Vec<T>> = (0..clients.min(items.len())).map(|_| Vec::new()).collect();
+    let n = hands.len();
     for (i, item) in items.into_iter().enumerate() {
-        hands[i % clients].push(item);
+        hands[i % n].push(item);
     }
     hands
 }

@@ -31,7 +31,10 @@ pub(crate) fn run(bench: &mut Bench) -> Option<Soak> {
         return None;
     }
     let total = Duration::from_secs_f64(bench.config.soak_seconds);
-    let clients = bench.config.reference_concurrency();
+    let clients = bench
+        .config
+        .reference_concurrency()
+        .min(bench.sessions.len());
     let pid = bench.server.pid();
     eprintln!(
         "soak: the mix for {:.0} s at x{clients}",
