@@ -19,6 +19,10 @@
 //!   (default postgres://postgres@127.0.0.1:5432)
 //! - `KEYWARD_BENCH_ONLY`: `revoke` or `stats` to run one part
 
+// A failed step panics: unwinding runs the database's Drop, which drops it;
+// exit(1) would leave it behind.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,52 +36,23 @@ use keyward::services::{session_policy, stats};
 use keyward::startup::Application;
 use serde_json::{json, Value};
 
+#[path = "load/database.rs"]
+mod database;
+
+use database::BenchDb;
+
+/// A migrated database of its own, dropped when the value is.
+fn migrated_db(base: &str) -> BenchDb {
+    let db = BenchDb::create(base, "keyward_policy_bench");
+    keyward::db::prepare_database(&db.url()).expect("migrate");
+    db
+}
+
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
     std::env::var(key)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// A database of its own, dropped when this is.
-struct BenchDb {
-    base: String,
-    name: String,
-}
-
-impl BenchDb {
-    fn new(base: &str) -> Self {
-        let name = format!("keyward_policy_bench_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::establish(&format!("{base}/postgres")).expect("PostgreSQL");
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .expect("create database");
-        let db = Self {
-            base: base.to_string(),
-            name,
-        };
-        keyward::db::prepare_database(&db.url()).expect("migrate");
-        db
-    }
-
-    fn url(&self) -> String {
-        format!("{}/{}", self.base, self.name)
-    }
-
-    fn connect(&self) -> PgConnection {
-        PgConnection::establish(&self.url()).expect("connect")
-    }
-}
-
-impl Drop for BenchDb {
-    fn drop(&mut self) {
-        if let Ok(mut admin) = PgConnection::establish(&format!("{}/postgres", self.base)) {
-            let _ = admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
-    }
 }
 
 fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
@@ -118,7 +93,7 @@ fn revoke_all_part(base: &str) {
     let sessions: i64 = env_or("KEYWARD_BENCH_SESSIONS", 1_000_000);
     let clients: usize = env_or("KEYWARD_BENCH_CLIENTS", 8);
     println!("signing everyone out: {sessions} sessions, {clients} clients refreshing meanwhile");
-    let db = BenchDb::new(base);
+    let db = migrated_db(base);
     timed("insert the sessions (1,000 users)", || {
         db.connect()
             .batch_execute(&format!(
@@ -253,7 +228,7 @@ fn revoke_all_part(base: &str) {
 fn stats_part(base: &str) {
     let events: i64 = env_or("KEYWARD_BENCH_EVENTS", 10_000_000);
     println!("GET /admin/stats: {events} events over the last 30 days");
-    let db = BenchDb::new(base);
+    let db = migrated_db(base);
     let mut conn = db.connect();
     // Mostly refreshes, as in real use; every kind the overview counts.
     timed("insert the events", || {

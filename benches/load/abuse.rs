@@ -14,8 +14,17 @@
 //! `KEYWARD_BENCH_ONLY=abuse` runs only this part.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use super::*;
+use crate::client::{login_request, refresh_request, Conn, PairBody, Session};
+use crate::database::BenchDb;
+use crate::report::{print_header, round, Stats};
+use crate::scenarios::{
+    probe_me, register_users, run_http, sign_in, wait_ready, Scenario, Shared, Tally,
+};
+use crate::server::Server;
+use crate::settings::BenchConfig;
 
 /// Concurrent logins in the flood.
 const FLOOD_LOGINS: usize = 500;
@@ -116,16 +125,7 @@ async fn probe(
 
 fn start(config: &BenchConfig, db: &BenchDb, extra: &[(&str, &str)]) -> (Server, Arc<Shared>) {
     let server = Server::start_with(config, &db.url(), extra);
-    let users = (0..16)
-        .map(|i| User {
-            username: format!("abuse_user_{i:02}"),
-            password: format!("abuse-password-{i:02}"),
-        })
-        .collect();
-    let shared = Arc::new(Shared {
-        addr: server.addr,
-        users,
-    });
+    let shared = Shared::new(server.addr, "abuse", 16);
     (server, shared)
 }
 
@@ -140,7 +140,7 @@ fn ms(us: u64) -> String {
 /// The login flood against the bound, with the probes.
 fn login_flood(config: &BenchConfig, runtime: &tokio::runtime::Runtime) -> serde_json::Value {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let db = BenchDb::create(&config.postgres);
+    let db = BenchDb::create(&config.postgres, "keyward_bench");
     // Cost 12 and the default bound; no other limit (the bound stays).
     let (server, shared) = start(config, &db, &[("KEYWARD__AUTH__BCRYPT_COST", "12")]);
     runtime.block_on(wait_ready(server.addr));
@@ -233,7 +233,7 @@ fn refresh_limit_cost(
     config: &BenchConfig,
     runtime: &tokio::runtime::Runtime,
 ) -> serde_json::Value {
-    let db = BenchDb::create(&config.postgres);
+    let db = BenchDb::create(&config.postgres, "keyward_bench");
     let cheap = [("KEYWARD__AUTH__BCRYPT_COST", "4")];
     let (off, shared_off) = start(config, &db, &cheap);
     runtime.block_on(wait_ready(off.addr));
@@ -253,7 +253,7 @@ fn refresh_limit_cost(
     let clients = config.reference_concurrency();
     runtime.block_on(register_users(&shared_off, 4));
     let mut sessions = runtime.block_on(sign_in(&shared_off, clients, 4));
-    let slice = config.duration() / config.rounds as u32;
+    let slice = config.slice();
     let (mut with, mut without) = (Vec::new(), Vec::new());
     for _ in 0..config.rounds {
         for (shared, out) in [(&shared_on, &mut with), (&shared_off, &mut without)] {
@@ -286,7 +286,7 @@ fn refresh_limit_cost(
 }
 
 /// Both measurements; the JSON for `load.json`.
-pub fn run(config: &BenchConfig, runtime: &tokio::runtime::Runtime) -> serde_json::Value {
+pub(crate) fn run(config: &BenchConfig, runtime: &tokio::runtime::Runtime) -> serde_json::Value {
     let flood = login_flood(config, runtime);
     let refresh = refresh_limit_cost(config, runtime);
     serde_json::json!({"login_flood": flood, "refresh_limit": refresh})

@@ -1,0 +1,69 @@
+//! Target b: refresh over HTTP against the database's rate for the minimal
+//! compare-and-swap `UPDATE` of a sessions row, at the same concurrency,
+//! interleaved; and what each costs in CPU, the server's and PostgreSQL's.
+//! Refresh clients cycle through all the fixture's sessions, the `UPDATE`
+//! threads through as many filler rows.
+
+use crate::limits::{CasClients, MINIMAL_CAS};
+use crate::procfs::Cpu;
+use crate::report::{Series, Stats};
+use crate::scenarios::Scenario;
+use crate::server::Bench;
+use crate::targets::{cpu_json, cpu_note, rate_label, row_json, Goal, Target};
+
+pub(crate) struct RefreshCost {
+    pub(crate) refresh: (Stats, Cpu),
+    pub(crate) cas: (Stats, Cpu),
+}
+
+pub(crate) fn run(bench: &mut Bench) -> RefreshCost {
+    let clients = bench
+        .config
+        .reference_concurrency()
+        .min(bench.sessions.len());
+    let slice = bench.config.slice();
+    let mut cas = CasClients::open(&bench.db.url(), &bench.raw, clients);
+    let (mut refresh_series, mut cas_series) = (Series::default(), Series::default());
+    for _ in 0..bench.config.rounds {
+        refresh_series
+            .0
+            .push(bench.measured(|b| b.run_dealt(Scenario::Refresh, clients, slice)));
+        cas_series
+            .0
+            .push(bench.measured(|_| cas.run(MINIMAL_CAS, slice)));
+    }
+    bench.raw = cas.rows();
+    RefreshCost {
+        refresh: refresh_series.stats(Scenario::Refresh, clients, "refresh"),
+        cas: cas_series.stats(Scenario::RawUpdate, clients, "minimal CAS UPDATE"),
+    }
+}
+
+impl RefreshCost {
+    pub(crate) fn target(&self) -> Target {
+        let ((refresh, refresh_cpu), (cas, cas_cpu)) = (&self.refresh, &self.cas);
+        Target {
+            id: "b",
+            name: "refresh / minimal CAS UPDATE".into(),
+            figure: refresh.rps,
+            figure_is: rate_label(refresh),
+            baseline: Some(cas.rps),
+            baseline_is: format!("{} ({MINIMAL_CAS})", rate_label(cas)),
+            unit: "req/s",
+            goal: Goal::RatioAtLeast(0.5),
+            notes: vec![
+                cpu_note("refresh", *refresh_cpu),
+                format!(
+                    "minimal CAS UPDATE: PostgreSQL CPU per UPDATE {:.1} µs ({:.1} µs on the bench database's backends)",
+                    cas_cpu.postgres, cas_cpu.postgres_db
+                ),
+            ],
+            json: serde_json::json!({
+                "refresh": row_json(refresh), "cas": row_json(cas),
+                "refresh_cpu_per_request": cpu_json(*refresh_cpu),
+                "cas_cpu_per_update": cpu_json(*cas_cpu),
+                "cas_sql": MINIMAL_CAS,
+            }),
+        }
+    }
+}
