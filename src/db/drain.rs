@@ -11,7 +11,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::DbPool;
+use diesel::r2d2::{ManageConnection, Pool};
 
 /// Shared by the pool's connection manager and whoever shuts the pool down.
 #[derive(Debug, Default)]
@@ -47,7 +47,7 @@ impl PoolDrain {
     /// being opened, then closes every idle connection on this thread.
     /// Returns how many it closed. Connections still checked out are closed
     /// when they come back (the pool's manager then reports them broken).
-    pub fn close(&self, pool: &DbPool, limit: Duration) -> usize {
+    pub fn close<M: ManageConnection>(&self, pool: &Pool<M>, limit: Duration) -> usize {
         self.closing.store(true, Ordering::Release);
         let deadline = Instant::now() + limit;
         while self.opening.load(Ordering::Acquire) > 0 && Instant::now() < deadline {

@@ -19,7 +19,7 @@ use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::Connection;
 
-use super::{database_exists, url_for_database, with_advisory_lock};
+use super::migrate::{database_exists, prepare_database, url_for_database, with_advisory_lock};
 
 /// The prefix of every instance's database; a random suffix follows.
 pub const DATABASE_PREFIX: &str = "keyward_ephemeral_";
@@ -93,7 +93,7 @@ fn build_template(admin: &mut PgConnection, url: &str, template: &str) -> Result
     execute(admin, &format!("CREATE DATABASE \"{building}\""))?;
     let built = url_for_database(url, &building)
         .ok_or_else(|| "database.url is not a URL".to_string())
-        .and_then(|building_url| super::prepare_database(&building_url))
+        .and_then(|building_url| prepare_database(&building_url))
         .and_then(|()| {
             execute(
                 admin,

@@ -9,6 +9,9 @@ use diesel::sql_types::{Text, Timestamptz};
 
 use super::schema::signing_keys;
 
+/// The channel a new signing key is announced on.
+pub const KEYS_CHANNEL: &str = "keyward_keys";
+
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = signing_keys)]
 pub struct KeyRow {
@@ -111,7 +114,7 @@ pub fn cancel_retirement_at(conn: &mut PgConnection, at: DateTime<Utc>) -> Query
 }
 
 fn notify(conn: &mut PgConnection) -> QueryResult<()> {
-    diesel::sql_query(format!("NOTIFY {}", super::KEYS_CHANNEL))
+    diesel::sql_query(format!("NOTIFY {}", KEYS_CHANNEL))
         .execute(conn)
         .map(drop)
 }

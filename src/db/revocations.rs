@@ -4,7 +4,7 @@
 //! read from it.
 //!
 //! To append: insert the row and `pg_notify` the
-//! [`REVOCATION_CHANNEL`](super::REVOCATION_CHANNEL) in the same
+//! [`REVOCATION_CHANNEL`] in the same
 //! transaction (any payload: a notification makes every listener re-read the
 //! table at once; without one they still find the row within
 //! `revocation.poll_seconds`). The functions below do both.
@@ -13,6 +13,10 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use uuid::Uuid;
+
+/// The channel every revocation is announced on, in the transaction that
+/// revokes (payload: the session id).
+pub const REVOCATION_CHANNEL: &str = "keyward_revoked";
 
 /// One row of the log.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
@@ -122,7 +126,7 @@ pub fn append_auth_before(
         "WITH logged AS (INSERT INTO revocations (at, reason, auth_before) \
            VALUES ($1, 'revoked_all', $2) RETURNING id) \
          SELECT pg_notify('{channel}', 'auth_before') FROM logged",
-        channel = super::REVOCATION_CHANNEL
+        channel = REVOCATION_CHANNEL
     ))
     .bind::<Timestamptz, _>(now)
     .bind::<Timestamptz, _>(auth_before)
@@ -137,7 +141,7 @@ pub fn append_kid(conn: &mut PgConnection, kid: &str, now: DateTime<Utc>) -> Que
         "WITH logged AS (INSERT INTO revocations (at, reason, kid) \
            VALUES ($1, 'key_revoked', $2) RETURNING id) \
          SELECT pg_notify('{channel}', 'kid') FROM logged",
-        channel = super::REVOCATION_CHANNEL
+        channel = REVOCATION_CHANNEL
     ))
     .bind::<Timestamptz, _>(now)
     .bind::<Text, _>(kid)

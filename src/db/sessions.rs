@@ -1,7 +1,7 @@
 //! The `sessions` table: one row per sign-in. Rotation is one
 //! compare-and-swap `UPDATE`; every revocation logs the revoked ids in the
 //! `revocations` table and announces them on
-//! [`REVOCATION_CHANNEL`](super::REVOCATION_CHANNEL) in the same statement.
+//! [`REVOCATION_CHANNEL`](super::revocations::REVOCATION_CHANNEL) in the same statement.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -250,7 +250,7 @@ pub fn revoke(
          SELECT r.id FROM revoked AS r \
          CROSS JOIN LATERAL (SELECT pg_notify('{channel}', \
            r.id::text || ' ' || floor(extract(epoch FROM $1))::bigint)) AS announced",
-        channel = super::REVOCATION_CHANNEL
+        channel = super::revocations::REVOCATION_CHANNEL
     );
     let query = diesel::sql_query(sql)
         .bind::<Timestamptz, _>(now)

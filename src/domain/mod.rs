@@ -2,8 +2,10 @@
 //! the set of revoked sessions.
 
 pub mod bcrypt_threads;
+pub mod claims;
 pub mod device;
 pub mod feed_cursor;
+pub mod key_set;
 pub mod password;
 pub mod revocation;
 pub mod revocation_feed;

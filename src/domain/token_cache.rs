@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use super::tokens::AccessClaims;
+use super::claims::AccessClaims;
 
 /// At most this many tokens are remembered (about 1 KiB each); when full,
 /// the cache starts over. Only tokens that verified are ever stored, so
@@ -64,77 +64,8 @@ impl VerifiedTokens {
 
 #[cfg(test)]
 mod tests {
-    use uuid::Uuid;
-
-    use super::super::tokens::{AccessClaims, KeySet, TokenError, TokenSettings, Tokens};
     use super::*;
-
-    fn tokens(secret: &[u8]) -> Tokens {
-        Tokens::new(
-            TokenSettings {
-                issuer: "keyward".into(),
-                audience: "keyward".into(),
-                access_ttl_seconds: 900,
-                leeway_seconds: 5,
-            },
-            KeySet::from_secret(secret),
-        )
-    }
-
-    fn claims(now: i64) -> AccessClaims {
-        AccessClaims {
-            iss: "keyward".into(),
-            aud: "keyward".into(),
-            sub: Uuid::new_v4(),
-            sid: Uuid::new_v4(),
-            jti: Uuid::new_v4(),
-            iat: now,
-            exp: now + 900,
-            nbf: None,
-            auth_time: now,
-            username: "jon".into(),
-            name: None,
-            admin: false,
-        }
-    }
-
-    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
-
-    #[test]
-    fn a_remembered_token_still_expires() {
-        let t = tokens(SECRET);
-        let c = claims(1_000_000);
-        let token = t.sign_access(&c).unwrap();
-        assert_eq!(t.verify_access(&token, 1_000_000).unwrap(), c);
-        assert_eq!(t.verify_access(&token, 1_000_000).unwrap(), c);
-        assert_eq!(
-            t.verify_access(&token, 1_000_000 + 900 + 6),
-            Err(TokenError::Expired)
-        );
-    }
-
-    #[test]
-    fn a_remembered_token_stops_verifying_when_its_key_is_replaced() {
-        let t = tokens(SECRET);
-        let token = t.sign_access(&claims(1_000_000)).unwrap();
-        assert!(t.verify_access(&token, 1_000_000).is_ok());
-        t.replace_keys(KeySet::from_secret(b"another secret, also 32 bytes long"));
-        assert_eq!(t.verify_access(&token, 1_000_000), Err(TokenError::Invalid));
-    }
-
-    #[test]
-    fn only_the_exact_token_string_hits() {
-        let t = tokens(SECRET);
-        let token = t.sign_access(&claims(1_000_000)).unwrap();
-        assert!(t.verify_access(&token, 1_000_000).is_ok());
-        let mut forged = token.clone();
-        forged.pop();
-        forged.push(if token.ends_with('A') { 'B' } else { 'A' });
-        assert_eq!(
-            t.verify_access(&forged, 1_000_000),
-            Err(TokenError::Invalid)
-        );
-    }
+    use crate::domain::claims::fixtures::access;
 
     #[test]
     fn the_cache_is_bounded() {
@@ -143,7 +74,7 @@ mod tests {
             cache.insert(
                 &format!("token {i}"),
                 Verified {
-                    claims: claims(0),
+                    claims: access(0),
                     kid: None,
                 },
             );
