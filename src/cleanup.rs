@@ -10,9 +10,9 @@
 //!
 //! A run keeps deleting while its batches come back full, taking the tables
 //! in turn, for at most [`RUN_BUDGET`]; if that was not enough, the next run
-//! follows after [`PAUSE`] instead of [`EVERY`]. (A fixed 100 batches per
-//! table and run used to cap the job at 100,000 rows per table every five
-//! minutes, which a busy server's event log outgrows.)
+//! follows after [`PAUSE`] instead of [`EVERY`]. A budget of time rather
+//! than a number of batches, because a fixed count caps the rows deleted per
+//! run, and a busy server's event log outgrows any such cap.
 //!
 //! Every instance runs the job; the deletes are idempotent, so two instances
 //! sweeping at once only share the work.

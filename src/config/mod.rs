@@ -190,10 +190,8 @@ impl Settings {
 
     /// The pool size: configured, or eight connections per core (at least
     /// 16). Refreshes spend most of their time waiting on the commit, and
-    /// more transactions in flight share each WAL flush: on 2 cores with 32
-    /// refreshing clients the load benchmark measured 1,600-2,400
-    /// refreshes/s with 8 connections and 2,600-3,600/s with 16 (runs side
-    /// by side; 4 connections gave about 1,600/s even with 8 clients).
+    /// more transactions in flight share each WAL flush, so more
+    /// connections than cores pay off.
     pub fn pool_size(&self) -> u32 {
         self.database.pool_size.unwrap_or_else(|| {
             let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);

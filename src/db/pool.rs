@@ -17,15 +17,22 @@ use crate::config::Settings;
 pub type DbPool = Pool<Manager>;
 pub type DbConn = PooledConnection<Manager>;
 
-/// When (Unix seconds) a pooled connection was last found lost; 0: never.
+/// When (Unix seconds) a query last found its connection lost (or cut short
+/// by `statement_timeout`) or a checkout last timed out, in any pool of the
+/// process; 0: never.
 static LAST_LOST: AtomicI64 = AtomicI64::new(0);
 
-/// For how long after a lost connection every checkout is pinged first.
+/// For how long after [`LAST_LOST`] every checkout pings its connection
+/// first; after that, checkouts ping nothing.
 const PING_AFTER_LOSS_SECONDS: i64 = 60;
 
 thread_local! {
-    /// Set when a query on this thread failed because its connection was
-    /// lost; read when that connection goes back to the pool.
+    /// Set when a query error on this thread is converted into a
+    /// [`StoreError::Unavailable`](super::StoreError::Unavailable) for a lost
+    /// connection; read and cleared when the next connection goes back to
+    /// the pool from this thread. That is the failed one as long as the
+    /// error is converted while the connection is still held (inside the
+    /// blocking closure).
     static LOST_ON_THIS_THREAD: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -46,19 +53,19 @@ pub(super) fn pool_exhausted() {
     LAST_LOST.store(now_unix(), Ordering::Relaxed);
 }
 
-/// The pool's connection manager: diesel's, with a cheaper health check.
+/// The pool's connection manager: diesel's, with a cheaper check at checkout.
 ///
-/// Pinging every connection at checkout (r2d2's `test_on_check_out`) costs a
-/// second round trip on every request: the load benchmark measured it on
-/// the refresh path, which is otherwise one statement. So the ping happens
-/// only while connections are known to be going bad (within a minute of a
-/// lost one, when idle connections may be dead too), and a connection whose
-/// query found it lost is thrown away when it comes back, instead of being
-/// handed out again (diesel alone only discards one left in a broken
-/// transaction).
+/// r2d2 asks [`is_valid`](diesel::r2d2::ManageConnection::is_valid) at every
+/// checkout (`test_on_check_out`), and diesel answers with a ping: a second
+/// round trip on every request, where a refresh is otherwise one statement.
+/// So `is_valid` pings only within [`PING_AFTER_LOSS_SECONDS`] of
+/// [`LAST_LOST`], while idle connections may be dead too, and otherwise
+/// trusts the connection. A connection whose query found it lost is thrown
+/// away when it comes back (`has_broken`) instead of being handed out again
+/// (diesel alone only discards one left in a broken transaction).
 ///
-/// It also counts the connections being opened, and opens none once the pool
-/// is closing (see [`drain`]).
+/// It also counts the connections being opened, and once the pool is
+/// closing opens none and hands none out (see [`drain`](super::drain)).
 #[derive(Debug)]
 pub struct Manager(ConnectionManager<PgConnection>, Arc<PoolDrain>);
 
@@ -101,9 +108,10 @@ impl diesel::r2d2::ManageConnection for Manager {
     }
 }
 
-/// Longest a statement of the pool may run. A query on a connection that
-/// died halfway, or stuck behind a lock, ends with an error (a `503`) rather
-/// than holding a blocking thread forever.
+/// Longest a statement of the pool may run: a query stuck behind a lock, or
+/// otherwise slow, ends with an error (a `503`) rather than holding a
+/// blocking thread. (A connection whose server vanished is the TCP
+/// timeouts' of [`url_with_timeouts`].)
 pub const STATEMENT_TIMEOUT_MS: u64 = 5_000;
 
 /// Prepares every connection the pool opens; the connection is no longer
@@ -172,15 +180,14 @@ pub fn url_with_timeouts(url: &str, connect_timeout_ms: u64) -> String {
 }
 
 /// The request pool. A checkout waits at most `database.connect_timeout_ms`,
-/// so a database outage becomes a quick `503`, never a hang. Each checkout
-/// first pings the connection (one `SELECT 1` round trip): a connection that
-/// died while idle in the pool is dropped and replaced instead of failing
-/// one request after another, since diesel only marks a connection broken
-/// when a transaction was left open.
+/// so a database outage becomes a quick `503`, never a hang. A checkout
+/// pings its connection only for a while after a sign of trouble (see
+/// [`Manager`]): then a connection that died while idle in the pool is
+/// dropped and replaced instead of failing one request after another.
 ///
 /// Connections are never closed for age or idleness: r2d2 would close them
-/// on its own threads, which nothing joins (see [`drain`]). The returned
-/// [`PoolDrain`] closes the pool before the process exits.
+/// on its own threads, which nothing joins (see [`drain`](super::drain)). The
+/// returned [`PoolDrain`] closes the pool before the process exits.
 pub fn build_pool(settings: &Settings) -> Result<(DbPool, Arc<PoolDrain>), String> {
     let url = url_with_timeouts(
         settings.database.url.expose(),

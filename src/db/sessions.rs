@@ -116,14 +116,10 @@ pub fn rotate(conn: &mut PgConnection, r: &Rotation<'_>) -> QueryResult<Option<R
 /// The rotation statement; `$n` is the n-th field of `RotateStatement`.
 ///
 /// The `refreshed` event is written by the same statement, at every
-/// rotation. At the database it costs a quarter to two fifths of the
-/// statement's throughput (the load benchmark runs the raw statement with
-/// and without it); end to end, refreshes per second were the same within
-/// noise whether every rotation was logged or only unhurried ones, so every
-/// rotation is.
-pub const ROTATE_SQL: &str =
-    "WITH before AS (SELECT previous_jti, rotated_at FROM sessions WHERE id = $5), \
-     rotated AS (UPDATE sessions AS s \
+/// rotation: logging it costs the statement a share of its throughput at
+/// the database, but none that shows end to end (the load benchmark runs the
+/// raw statement with and without it).
+pub const ROTATE_SQL: &str = "WITH rotated AS (UPDATE sessions AS s \
      SET previous_jti = s.current_jti, current_jti = $1, rotated_at = $2, \
          last_used_at = $2, last_ip = COALESCE($7, s.last_ip), \
          expires_at = LEAST($2 + make_interval(secs => $3), \
@@ -139,9 +135,8 @@ pub const ROTATE_SQL: &str =
 
 /// [`ROTATE_SQL`] as a query with a static id, so that diesel prepares it
 /// once per connection. Diesel never caches a `sql_query` (its text could
-/// be anything), and PostgreSQL spent more on parsing and planning this
-/// statement than on running it: the load benchmark's refresh rate went
-/// from about 2,200/s to about 4,000/s with this (8 clients, 2 cores).
+/// be anything), and PostgreSQL spends more on parsing and planning this
+/// statement than on running it.
 struct RotateStatement<'a> {
     new_jti: Uuid,
     now: DateTime<Utc>,

@@ -17,7 +17,8 @@ pub enum StoreError {
 }
 
 /// libpq's and the server's words for a connection that is gone or a
-/// statement cut short by `statement_timeout`: the client may retry.
+/// statement cut short by `statement_timeout`: the client may retry, and the
+/// connection is not handed out again (see `pool::Manager`).
 const CONNECTION_LOST: &[&str] = &[
     "terminating connection",
     "server closed the connection",

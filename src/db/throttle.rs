@@ -5,9 +5,9 @@
 //! An attempt is counted as it arrives, *before* its password check, by one
 //! upsert that also answers whether it may go on: the row lock the upsert
 //! takes orders simultaneous attempts, at one instance or several, so no
-//! more than the threshold are ever checked. (Reading the count before the
-//! check and writing it after, as keyward used to, let every guess of a
-//! simultaneous burst read the same count and pass.) `locked_until` is set
+//! more than the threshold are ever checked (reading the count before the
+//! check and writing it after would let every guess of a simultaneous
+//! burst read the same count and pass). `locked_until` is set
 //! by the attempt that reaches the threshold; until then, attempts are
 //! refused without being counted; after it, the count starts again.
 

@@ -77,12 +77,6 @@ pub fn record_login(conn: &mut PgConnection, id: Uuid, at: DateTime<Utc>) -> Que
         .execute(conn)
 }
 
-pub fn set_password_hash(conn: &mut PgConnection, id: Uuid, hash: &str) -> QueryResult<usize> {
-    diesel::update(users::table.find(id))
-        .set(users::password_hash.eq(hash))
-        .execute(conn)
-}
-
 /// Sets or lifts a ban.
 pub fn set_ban(
     conn: &mut PgConnection,
