@@ -35,13 +35,13 @@ use crate::db::DbPool;
 pub const BATCH: i64 = 1000;
 
 /// How long one run may go on deleting; the rest waits for the next run.
-pub const RUN_BUDGET: Duration = Duration::from_secs(30);
+pub(crate) const RUN_BUDGET: Duration = Duration::from_secs(30);
 
 /// How often the job runs when the last run finished.
-pub const EVERY: Duration = Duration::from_secs(5 * 60);
+pub(crate) const EVERY: Duration = Duration::from_secs(5 * 60);
 
 /// The wait before the next run when the last one ran out of time.
-pub const PAUSE: Duration = Duration::from_secs(1);
+pub(crate) const PAUSE: Duration = Duration::from_secs(1);
 
 /// The first sweep comes a little after start-up, off the critical path.
 const FIRST_AFTER: Duration = Duration::from_secs(30);
@@ -169,7 +169,7 @@ fn delete_batch(
 }
 
 /// Stops the cleanup thread when dropped (waking it at once).
-pub struct CleanupHandle {
+pub(crate) struct CleanupHandle {
     stop: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -185,7 +185,7 @@ impl Drop for CleanupHandle {
 }
 
 /// Starts the cleanup thread on the request pool.
-pub fn spawn(
+pub(crate) fn spawn(
     pool: DbPool,
     settings: Arc<Settings>,
     clock: Clock,

@@ -12,12 +12,12 @@
 pub mod cleanup;
 pub mod cli;
 pub mod clock;
-pub mod clock_sync;
+pub(crate) mod clock_sync;
 pub mod config;
 pub mod db;
 pub mod domain;
-pub mod ephemeral;
-pub mod error;
+pub(crate) mod ephemeral;
+pub(crate) mod error;
 pub mod http;
 pub mod listener;
 pub mod services;

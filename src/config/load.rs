@@ -9,7 +9,7 @@ const DEFAULTS: &str = include_str!("../../config/default.toml");
 
 impl Settings {
     /// The layered settings of this process (defaults, file, environment).
-    pub fn load() -> Result<Self, ConfigError> {
+    pub(crate) fn load() -> Result<Self, ConfigError> {
         let env: Vec<(String, String)> = std::env::vars().collect();
         Self::from_env(&env)
     }
@@ -62,7 +62,7 @@ impl Settings {
     /// Whether `server.port` is set by `KEYWARD__SERVER__PORT` or the
     /// `KEYWARD_CONFIG` file, rather than left at the built-in default
     /// (`serve --ephemeral` then picks a free port).
-    pub fn port_is_configured(env: &[(String, String)]) -> bool {
+    pub(crate) fn port_is_configured(env: &[(String, String)]) -> bool {
         let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         if lookup("KEYWARD__SERVER__PORT").is_some() {
             return true;

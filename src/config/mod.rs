@@ -39,7 +39,7 @@ pub struct ServerSettings {
 
 impl ServerSettings {
     /// `server.public_url` without its trailing `/`, if set and not blank.
-    pub fn public_url(&self) -> Option<&str> {
+    pub(crate) fn public_url(&self) -> Option<&str> {
         self.public_url
             .as_deref()
             .map(|url| url.trim().trim_end_matches('/'))
@@ -88,7 +88,7 @@ impl AuthSettings {
     /// The algorithm tokens are signed with: HS256 whenever a secret is
     /// set (API.md section 5: implied by `auth.jwt_secret`), else
     /// `auth.algorithm`.
-    pub fn signing_algorithm(&self) -> Algorithm {
+    pub(crate) fn signing_algorithm(&self) -> Algorithm {
         if self.jwt_secret.is_some() {
             Algorithm::HS256
         } else {
@@ -161,7 +161,7 @@ pub struct ConfigError(String);
 impl Settings {
     /// `server.trusted_proxies` as networks; a bare address is a network of
     /// that one address.
-    pub fn trusted_proxy_nets(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    pub(crate) fn trusted_proxy_nets(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
         self.server
             .trusted_proxies
             .iter()
@@ -181,7 +181,7 @@ impl Settings {
 
     /// How many password checks may wait for bcrypt at once: configured,
     /// or 16 per core.
-    pub fn max_pending_hashes(&self) -> usize {
+    pub(crate) fn max_pending_hashes(&self) -> usize {
         self.auth.max_pending_hashes.map_or_else(
             || 16 * std::thread::available_parallelism().map_or(1, |n| n.get()),
             |n| n as usize,
@@ -192,7 +192,7 @@ impl Settings {
     /// 16). Refreshes spend most of their time waiting on the commit, and
     /// more transactions in flight share each WAL flush, so more
     /// connections than cores pay off.
-    pub fn pool_size(&self) -> u32 {
+    pub(crate) fn pool_size(&self) -> u32 {
         self.database.pool_size.unwrap_or_else(|| {
             let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
             (cores * 8).max(16)

@@ -6,7 +6,7 @@ use diesel::pg::PgConnection;
 use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// Serialises database creation and migration between instances starting
 /// at the same moment (`pg_advisory_lock` key; "kw" in ASCII, then 1).
@@ -26,7 +26,7 @@ fn split_database_url(url: &str) -> Option<(&str, &str, &str)> {
 
 /// The same server and options as `url`, another database (`name`, which
 /// must need no percent-encoding).
-pub fn url_for_database(url: &str, name: &str) -> Option<String> {
+pub(crate) fn url_for_database(url: &str, name: &str) -> Option<String> {
     split_database_url(url).map(|(server, _, query)| format!("{server}/{name}{query}"))
 }
 

@@ -14,8 +14,8 @@ use diesel::result::Error as DieselError;
 use super::drain::PoolDrain;
 use crate::config::Settings;
 
-pub type DbPool = Pool<Manager>;
-pub type DbConn = PooledConnection<Manager>;
+pub(crate) type DbPool = Pool<Manager>;
+pub(crate) type DbConn = PooledConnection<Manager>;
 
 /// When (Unix seconds) a query last found its connection lost (or cut short
 /// by `statement_timeout`) or a checkout last timed out, in any pool of the
@@ -112,7 +112,7 @@ impl diesel::r2d2::ManageConnection for Manager {
 /// otherwise slow, ends with an error (a `503`) rather than holding a
 /// blocking thread. (A connection whose server vanished is the TCP
 /// timeouts' of [`url_with_timeouts`].)
-pub const STATEMENT_TIMEOUT_MS: u64 = 5_000;
+const STATEMENT_TIMEOUT_MS: u64 = 5_000;
 
 /// Prepares every connection the pool opens; the connection is no longer
 /// being opened (for [`PoolDrain`]) once this is done.
@@ -137,7 +137,7 @@ impl diesel::r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for Se
 /// address that drops packets would otherwise wait for the kernel), and TCP
 /// keepalives plus `tcp_user_timeout` so that a connection whose peer
 /// vanished without a reset is noticed in seconds, not hours.
-pub fn url_with_timeouts(url: &str, connect_timeout_ms: u64) -> String {
+pub(crate) fn url_with_timeouts(url: &str, connect_timeout_ms: u64) -> String {
     let connect_seconds = connect_timeout_ms.div_ceil(1000).max(1).to_string();
     let wanted = [
         ("connect_timeout", connect_seconds.as_str()),
@@ -188,7 +188,7 @@ pub fn url_with_timeouts(url: &str, connect_timeout_ms: u64) -> String {
 /// Connections are never closed for age or idleness: r2d2 would close them
 /// on its own threads, which nothing joins (see [`drain`](super::drain)). The
 /// returned [`PoolDrain`] closes the pool before the process exits.
-pub fn build_pool(settings: &Settings) -> Result<(DbPool, Arc<PoolDrain>), String> {
+pub(crate) fn build_pool(settings: &Settings) -> Result<(DbPool, Arc<PoolDrain>), String> {
     let url = url_with_timeouts(
         settings.database.url.expose(),
         settings.database.connect_timeout_ms,

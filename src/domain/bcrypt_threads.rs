@@ -85,7 +85,7 @@ fn lower_priority() {
 /// Runs `f` on a bcrypt thread and waits for it (the caller is a blocking
 /// thread, never a request worker). `None` only if the thread died while
 /// running it.
-pub fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+pub(crate) fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
     let (done, result) = mpsc::sync_channel(1);
     let job: Job = Box::new(move || {
         let _ = done.send(f());
@@ -116,7 +116,7 @@ pub struct HashSlot {
 }
 
 impl HashSlots {
-    pub fn new(max: usize) -> Self {
+    pub(crate) fn new(max: usize) -> Self {
         Self {
             max: max.max(1),
             taken: Arc::new(AtomicUsize::new(0)),
@@ -124,7 +124,7 @@ impl HashSlots {
     }
 
     /// A place, or `None` when `max` requests already hold one.
-    pub fn try_take(&self) -> Option<HashSlot> {
+    pub(crate) fn try_take(&self) -> Option<HashSlot> {
         self.taken
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < self.max).then_some(n + 1)
@@ -133,15 +133,6 @@ impl HashSlots {
         Some(HashSlot {
             taken: self.taken.clone(),
         })
-    }
-
-    /// How many places are held now.
-    pub fn taken(&self) -> usize {
-        self.taken.load(Ordering::Acquire)
-    }
-
-    pub fn max(&self) -> usize {
-        self.max
     }
 }
 
@@ -153,18 +144,21 @@ impl Drop for HashSlot {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
     #[test]
     fn slots_are_bounded_and_given_back() {
         let slots = super::HashSlots::new(2);
+        let taken = || slots.taken.load(Ordering::Acquire);
         let a = slots.try_take().unwrap();
         let b = slots.try_take().unwrap();
         assert!(slots.try_take().is_none());
-        assert_eq!(slots.taken(), 2);
+        assert_eq!(taken(), 2);
         drop(a);
         let c = slots.try_take().unwrap();
         assert!(slots.try_take().is_none());
         drop((b, c));
-        assert_eq!(slots.taken(), 0);
+        assert_eq!(taken(), 0);
     }
 
     #[test]

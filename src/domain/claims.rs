@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub const ACCESS_TYP: &str = "at+jwt";
-pub const REFRESH_TYP: &str = "refresh+jwt";
+pub(crate) const ACCESS_TYP: &str = "at+jwt";
+pub(crate) const REFRESH_TYP: &str = "refresh+jwt";
 
 /// The claims of an access token: everything a route needs, so verifying
 /// one needs no database.
@@ -57,7 +57,7 @@ pub enum TokenError {
 }
 
 /// The times both kinds of claims carry.
-pub trait Timed {
+pub(crate) trait Timed {
     fn iat(&self) -> i64;
     fn exp(&self) -> i64;
     fn nbf(&self) -> Option<i64>;

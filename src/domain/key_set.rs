@@ -8,23 +8,23 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 
 /// One key: the signing half (absent for keys that only verify) and the
 /// verifying half.
-pub struct Key {
-    pub kid: Option<String>,
+pub(crate) struct Key {
+    pub(crate) kid: Option<String>,
     /// The only algorithm this key signs and verifies with: a token naming
     /// the key under another algorithm is refused (no HS256 with an Ed25519
     /// key's public half).
-    pub algorithm: Algorithm,
+    pub(crate) algorithm: Algorithm,
     /// From when (Unix seconds) the key signs: a key published ahead of its
     /// use verifies but does not sign before then.
-    pub signs_from: i64,
-    pub encoding: Option<EncodingKey>,
-    pub decoding: DecodingKey,
+    pub(crate) signs_from: i64,
+    pub(crate) encoding: Option<EncodingKey>,
+    pub(crate) decoding: DecodingKey,
     /// A retired key verifies until this time (Unix seconds), when every
     /// token it signed has expired; `None` while it signs.
-    pub verify_until: Option<i64>,
+    pub(crate) verify_until: Option<i64>,
     /// The public half as a JWK, for keys other services may verify with
     /// (never for an HMAC secret).
-    pub public_jwk: Option<PublicJwk>,
+    pub(crate) public_jwk: Option<PublicJwk>,
 }
 
 impl Key {
@@ -35,19 +35,19 @@ impl Key {
 
 /// An Ed25519 public key as RFC 8037 writes it in a JWK Set.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublicJwk {
-    pub kty: &'static str,
-    pub crv: &'static str,
+pub(crate) struct PublicJwk {
+    pub(crate) kty: &'static str,
+    pub(crate) crv: &'static str,
     /// The raw 32-byte public key, base64url without padding.
-    pub x: String,
-    pub kid: String,
-    pub alg: &'static str,
+    pub(crate) x: String,
+    pub(crate) kid: String,
+    pub(crate) alg: &'static str,
     /// `use` in the JSON.
-    pub use_: &'static str,
+    pub(crate) use_: &'static str,
 }
 
 impl PublicJwk {
-    pub fn ed25519(kid: &str, public_key: &[u8]) -> Self {
+    pub(crate) fn ed25519(kid: &str, public_key: &[u8]) -> Self {
         use base64::Engine;
         Self {
             kty: "OKP",
@@ -71,7 +71,7 @@ pub struct KeySet {
 impl KeySet {
     /// `keys` in the order they sign (by `signs_from`); `algorithm` is the
     /// one new tokens are signed with. `None` if no key of it can sign.
-    pub fn new(algorithm: Algorithm, keys: Vec<Key>) -> Option<Self> {
+    pub(crate) fn new(algorithm: Algorithm, keys: Vec<Key>) -> Option<Self> {
         keys.iter()
             .any(|k| k.algorithm == algorithm && k.encoding.is_some())
             .then_some(())?;
@@ -112,7 +112,7 @@ impl KeySet {
     }
 
     /// A single configured HS256 secret (no `kid`).
-    pub fn from_secret(secret: &[u8]) -> Self {
+    pub(crate) fn from_secret(secret: &[u8]) -> Self {
         let key = Key {
             kid: None,
             algorithm: Algorithm::HS256,

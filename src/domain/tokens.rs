@@ -14,12 +14,12 @@ use super::claims::{Timed, ACCESS_TYP, REFRESH_TYP};
 use super::token_cache::{Verified, VerifiedTokens};
 
 // The claims and keys are used with `Tokens` everywhere: one path for all.
-pub use super::claims::{AccessClaims, RefreshClaims, TokenError};
-pub use super::key_set::{Key, KeySet, PublicJwk};
+pub(crate) use super::claims::{AccessClaims, RefreshClaims, TokenError};
+pub(crate) use super::key_set::{Key, KeySet, PublicJwk};
 
 /// At most one re-read of the keys per this long for tokens naming a `kid`
 /// the instance does not know (API.md section 2).
-pub const KID_RELOAD_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const KID_RELOAD_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot sign a token: {0}")]
@@ -27,11 +27,11 @@ pub struct SignError(#[from] jsonwebtoken::errors::Error);
 
 /// What tokens say about their issuer and lifetimes.
 #[derive(Debug, Clone)]
-pub struct TokenSettings {
-    pub issuer: String,
-    pub audience: String,
-    pub access_ttl_seconds: i64,
-    pub leeway_seconds: i64,
+pub(crate) struct TokenSettings {
+    pub(crate) issuer: String,
+    pub(crate) audience: String,
+    pub(crate) access_ttl_seconds: i64,
+    pub(crate) leeway_seconds: i64,
 }
 
 /// Signs and verifies keyward's tokens with the current key set, which a key
@@ -47,7 +47,7 @@ pub struct Tokens {
 }
 
 impl Tokens {
-    pub fn new(settings: TokenSettings, keys: KeySet) -> Self {
+    pub(crate) fn new(settings: TokenSettings, keys: KeySet) -> Self {
         Self {
             settings,
             keys: RwLock::new(Arc::new(keys)),
@@ -56,11 +56,11 @@ impl Tokens {
         }
     }
 
-    pub fn settings(&self) -> &TokenSettings {
+    pub(crate) fn settings(&self) -> &TokenSettings {
         &self.settings
     }
 
-    pub fn replace_keys(&self, keys: KeySet) {
+    pub(crate) fn replace_keys(&self, keys: KeySet) {
         let mut current = self.keys.write().unwrap_or_else(|e| e.into_inner());
         *current = Arc::new(keys);
         self.verified.clear();
@@ -72,28 +72,29 @@ impl Tokens {
 
     /// The public JWKs of the keys that verify at `now` (none for HMAC
     /// secrets), newest last: what `/.well-known/jwks.json` publishes.
-    pub fn public_jwks(&self, now: i64) -> Vec<PublicJwk> {
+    pub(crate) fn public_jwks(&self, now: i64) -> Vec<PublicJwk> {
         self.current_keys().public_jwks(now)
     }
 
     /// How many keys verify at `now`.
-    pub fn verifying_keys(&self, now: i64) -> usize {
+    pub(crate) fn verifying_keys(&self, now: i64) -> usize {
         self.current_keys().verifying(now)
     }
 
     /// The algorithm that signs (the discovery document names it).
-    pub fn algorithm(&self) -> Algorithm {
+    pub(crate) fn algorithm(&self) -> Algorithm {
         self.current_keys().algorithm()
     }
 
-    /// The `kid` tokens issued at `now` carry.
-    pub fn signing_kid(&self, now: i64) -> Option<String> {
+    /// The `kid` tokens issued at `now` carry (the key rotation's tests ask).
+    #[cfg(test)]
+    pub(crate) fn signing_kid(&self, now: i64) -> Option<String> {
         self.current_keys().signer_at(now)?.kid.clone()
     }
 
     /// The `kid` a token names when no key of this set has it: another
     /// instance may have added that key since this set was read.
-    pub fn unknown_kid(&self, token: &str) -> Option<String> {
+    pub(crate) fn unknown_kid(&self, token: &str) -> Option<String> {
         let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
         (!self.current_keys().knows(&kid)).then_some(kid)
     }
@@ -101,7 +102,7 @@ impl Tokens {
     /// How long until the keys may be re-read for an unknown `kid` (zero
     /// while a read runs: wait for it in [`Tokens::reload_for_kid`]). A
     /// caller sleeps this long first, without holding a thread.
-    pub fn kid_reload_wait(&self) -> Duration {
+    pub(crate) fn kid_reload_wait(&self) -> Duration {
         match self.kid_reload.try_lock() {
             Ok(last) => last.map_or(Duration::ZERO, |at| {
                 KID_RELOAD_EVERY.saturating_sub(at.elapsed())
@@ -115,7 +116,7 @@ impl Tokens {
     /// read a second, however many arrive. A caller arriving while a read
     /// runs, or just after one, waits for it and takes its result. Returns
     /// whether `kid` is known afterwards.
-    pub fn reload_for_kid(&self, kid: &str, load: impl FnOnce() -> Option<KeySet>) -> bool {
+    pub(crate) fn reload_for_kid(&self, kid: &str, load: impl FnOnce() -> Option<KeySet>) -> bool {
         let mut last = self.kid_reload.lock().unwrap_or_else(|e| e.into_inner());
         if self.current_keys().knows(kid) {
             return true;
@@ -134,7 +135,7 @@ impl Tokens {
         self.sign(ACCESS_TYP, claims)
     }
 
-    pub fn sign_refresh(&self, claims: &RefreshClaims) -> Result<String, SignError> {
+    pub(crate) fn sign_refresh(&self, claims: &RefreshClaims) -> Result<String, SignError> {
         self.sign(REFRESH_TYP, claims)
     }
 
@@ -163,7 +164,7 @@ impl Tokens {
 
     /// [`verify_access`](Self::verify_access), with the `kid` of the key
     /// that verified the token (for the revocation set's key entries).
-    pub fn verify_access_and_kid(
+    pub(crate) fn verify_access_and_kid(
         &self,
         token: &str,
         now: i64,
@@ -189,7 +190,11 @@ impl Tokens {
         Ok((claims, kid))
     }
 
-    pub fn verify_refresh(&self, token: &str, now: i64) -> Result<RefreshClaims, TokenError> {
+    pub(crate) fn verify_refresh(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<RefreshClaims, TokenError> {
         self.verify(token, REFRESH_TYP, now)
             .map(|(claims, _)| claims)
     }

@@ -13,7 +13,7 @@ use crate::services;
 /// Reads every revocation recent enough that the tokens it refuses may
 /// still be presented into `revoked` and `feed` (at start-up, before
 /// serving); returns where the read ended, for [`Listener::from_tx`].
-pub fn catch_up(
+pub(crate) fn catch_up(
     conn: &mut PgConnection,
     revoked: &RevokedSessions,
     feed: &Feed,

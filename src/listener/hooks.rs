@@ -16,7 +16,7 @@ const SERVICES_RELOAD_EVERY: Duration = Duration::from_secs(2);
 /// `LISTEN`s on `channel`, and calls `reload` after every (re)connect, at
 /// every notification on that channel, and every `safety_net` besides
 /// (a reload that fails is retried at the next of these).
-pub trait ListenHook: Send + Sync {
+pub(crate) trait ListenHook: Send + Sync {
     fn channel(&self) -> &'static str;
     fn safety_net(&self) -> Duration;
     /// `false` when it could not (what it keeps stays as it was).

@@ -37,9 +37,9 @@ use crate::domain::tokens::Tokens;
 use crate::services;
 
 use catch_up::apply;
-pub use catch_up::catch_up;
-pub use hooks::ListenHook;
-pub use status::{ListenerHandle, ListenerStatus};
+pub(crate) use catch_up::catch_up;
+pub(crate) use hooks::ListenHook;
+pub(crate) use status::{ListenerHandle, ListenerStatus};
 
 /// How the listener's connection shows in `pg_stat_activity`.
 pub const APPLICATION_NAME: &str = "keyward-listener";
@@ -56,15 +56,15 @@ const KEY_RETRY_EVERY: Duration = Duration::from_secs(5);
 /// by using it.
 const PING_EVERY: Duration = Duration::from_secs(3);
 
-pub struct Listener {
-    pub settings: Arc<Settings>,
-    pub revoked: Arc<RevokedSessions>,
-    pub feed: Arc<Feed>,
-    pub tokens: Arc<Tokens>,
-    pub clock: Clock,
+pub(crate) struct Listener {
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) revoked: Arc<RevokedSessions>,
+    pub(crate) feed: Arc<Feed>,
+    pub(crate) tokens: Arc<Tokens>,
+    pub(crate) clock: Clock,
     /// Where the start-up read of the log ended ([`catch_up`]'s answer).
-    pub from_tx: i64,
-    pub hooks: Vec<Arc<dyn ListenHook>>,
+    pub(crate) from_tx: i64,
+    pub(crate) hooks: Vec<Arc<dyn ListenHook>>,
 }
 
 /// Where the listener's reads of the log are.
@@ -75,7 +75,7 @@ struct Position {
 
 impl Listener {
     /// Starts the thread; it reports healthy once it has listened and caught up.
-    pub fn spawn(self) -> std::io::Result<(ListenerHandle, Arc<ListenerStatus>)> {
+    pub(crate) fn spawn(self) -> std::io::Result<(ListenerHandle, Arc<ListenerStatus>)> {
         let status = Arc::new(ListenerStatus::default());
         status.confirm();
         let shared = status.clone();

@@ -31,7 +31,7 @@ impl Default for ListenerStatus {
 
 impl ListenerStatus {
     /// Listening and caught up with the database.
-    pub fn is_healthy(&self) -> bool {
+    pub(crate) fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Acquire)
     }
 
@@ -50,14 +50,14 @@ impl ListenerStatus {
     }
 
     /// How long since the revocation set was last confirmed current.
-    pub fn unconfirmed_for(&self) -> Duration {
+    pub(crate) fn unconfirmed_for(&self) -> Duration {
         let confirmed = Duration::from_millis(self.confirmed_ms.load(Ordering::Acquire));
         self.started.elapsed().saturating_sub(confirmed)
     }
 }
 
 /// Stops the listener thread when dropped.
-pub struct ListenerHandle {
+pub(crate) struct ListenerHandle {
     status: Arc<ListenerStatus>,
     thread: Option<JoinHandle<()>>,
 }
