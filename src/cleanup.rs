@@ -9,8 +9,8 @@
 //! directly with an advanced time.
 //!
 //! A run keeps deleting while its batches come back full, taking the tables
-//! in turn, for at most [`RUN_BUDGET`]; if that was not enough, the next run
-//! follows after [`PAUSE`] instead of [`EVERY`]. A budget of time rather
+//! in turn, for at most `RUN_BUDGET`; if that was not enough, the next run
+//! follows after `PAUSE` instead of `EVERY`. A budget of time rather
 //! than a number of batches, because a fixed count caps the rows deleted per
 //! run, and a busy server's event log outgrows any such cap.
 //!
@@ -90,7 +90,7 @@ pub struct Run {
     pub finished: bool,
 }
 
-/// One run of the job at `now`, with the budget of [`RUN_BUDGET`].
+/// One run of the job at `now`, with the budget of `RUN_BUDGET`.
 pub fn sweep(
     conn: &mut PgConnection,
     retention: &RetentionSettings,

@@ -29,7 +29,7 @@ pub struct ServerSettings {
     pub trust_proxy: bool,
     /// The proxies whose `X-Forwarded-For` entries are believed (CIDRs, or
     /// single addresses), used only with `trust_proxy`. Parsed by
-    /// [`Settings::trusted_proxy_nets`].
+    /// `Settings::trusted_proxy_nets`.
     pub trusted_proxies: Vec<String>,
     /// The base of the absolute URLs in the discovery document; unset (or
     /// blank): `http://<host>:<port>` as bound.
@@ -73,7 +73,7 @@ pub struct AuthSettings {
     pub leeway_seconds: i64,
     pub bcrypt_cost: u32,
     /// How many password checks may wait for bcrypt at once; unset means
-    /// 16 per core (see [`Settings::max_pending_hashes`]).
+    /// 16 per core (see `Settings::max_pending_hashes`).
     pub max_pending_hashes: Option<u32>,
     pub allow_registration: bool,
     /// At most this many live sessions per user; a login beyond it revokes

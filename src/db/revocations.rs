@@ -4,7 +4,7 @@
 //! read from it.
 //!
 //! To append: insert the row and `pg_notify` the
-//! [`REVOCATION_CHANNEL`] in the same
+//! `REVOCATION_CHANNEL` in the same
 //! transaction (any payload: a notification makes every listener re-read the
 //! table at once; without one they still find the row within
 //! `revocation.poll_seconds`). The functions below do both.

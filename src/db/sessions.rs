@@ -1,7 +1,7 @@
 //! The `sessions` table: one row per sign-in. Rotation is one
 //! compare-and-swap `UPDATE`; every revocation logs the revoked ids in the
 //! `revocations` table and announces them on
-//! [`REVOCATION_CHANNEL`](super::revocations::REVOCATION_CHANNEL) in the same statement.
+//! `REVOCATION_CHANNEL` in the same statement.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;

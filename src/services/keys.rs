@@ -255,7 +255,7 @@ pub fn load(
 }
 
 /// Re-reads the keys for a token that names `kid`, unknown to this instance
-/// (rate-limited by [`Tokens::reload_for_kid`]); whether `kid` is known now.
+/// (rate-limited by `Tokens::reload_for_kid`); whether `kid` is known now.
 pub fn reload_for_unknown_kid(
     pool: &DbPool,
     settings: &Settings,
