@@ -1,3 +1,5 @@
+//! Tests of the revocation feed: pages, cursors, resets and pruning.
+
 use super::*;
 
 const TAG: i64 = 42;
