@@ -1,37 +1,14 @@
 //! The claims keyward's tokens carry, the `typ` header that tells the two
 //! kinds apart, and the time checks every verification makes (against
 //! keyward's clock and configured leeway, not jsonwebtoken's 60 s default).
+//! The access token's are `keyward_claims`', shared with keyward-verify.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub(crate) const ACCESS_TYP: &str = "at+jwt";
+pub use keyward_claims::AccessClaims;
+pub(crate) use keyward_claims::ACCESS_TYP;
 pub(crate) const REFRESH_TYP: &str = "refresh+jwt";
-
-/// The claims of an access token: everything a route needs, so verifying
-/// one needs no database.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AccessClaims {
-    pub iss: String,
-    pub aud: String,
-    pub sub: Uuid,
-    pub sid: Uuid,
-    pub jti: Uuid,
-    pub iat: i64,
-    pub exp: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nbf: Option<i64>,
-    /// When the user signed in: the session's creation, in whole seconds,
-    /// the same for every access token of the session. A token from before
-    /// the claim existed reads as 0, so "signed in before T" refuses it.
-    #[serde(default)]
-    pub auth_time: i64,
-    /// Not in the contract's list, but `/api/me` answers "from the token
-    /// alone" and must name the user.
-    pub username: String,
-    pub name: Option<String>,
-    pub admin: bool,
-}
 
 /// The claims of a refresh token: only what identifies the session; the
 /// user is read from the database at every refresh.
@@ -64,14 +41,10 @@ pub(crate) trait Timed {
 
     /// `nbf` and `exp` against `now` and `leeway` (seconds).
     fn check_times(&self, now: i64, leeway: i64) -> Result<(), TokenError> {
-        if self.nbf().is_some_and(|nbf| nbf > now + leeway) {
-            return Err(TokenError::Invalid);
-        }
-        // Saturating: `exp` is the token's, and may be any number.
-        if self.exp().saturating_add(leeway) < now {
-            return Err(TokenError::Expired);
-        }
-        Ok(())
+        keyward_claims::check_times(self.exp(), self.nbf(), now, leeway).map_err(|e| match e {
+            keyward_claims::TimeError::NotYetValid => TokenError::Invalid,
+            keyward_claims::TimeError::Expired => TokenError::Expired,
+        })
     }
 }
 

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::{Algorithm, Header, Validation};
+use jsonwebtoken::{Algorithm, Header};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -206,8 +206,7 @@ impl Tokens {
         typ: &str,
         now: i64,
     ) -> Result<(C, Option<String>), TokenError> {
-        // Bound the work a hostile token can cause before any parsing.
-        if token.is_empty() || token.len() > 4096 {
+        if token.is_empty() || token.len() > keyward_claims::MAX_TOKEN_LEN {
             return Err(TokenError::Invalid);
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
@@ -221,14 +220,11 @@ impl Tokens {
         if header.alg != key.algorithm {
             return Err(TokenError::Invalid);
         }
-        let mut validation = Validation::new(key.algorithm);
-        validation.leeway = 0;
-        // exp and nbf are checked below against keyward's clock.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.set_issuer(&[&self.settings.issuer]);
-        validation.set_audience(&[&self.settings.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let validation = keyward_claims::validation(
+            key.algorithm,
+            &self.settings.issuer,
+            &self.settings.audience,
+        );
         let claims = jsonwebtoken::decode::<C>(token, &key.decoding, &validation)
             .map_err(|_| TokenError::Invalid)?
             .claims;
