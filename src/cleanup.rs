@@ -9,10 +9,10 @@
 //! directly with an advanced time.
 //!
 //! A run keeps deleting while its batches come back full, taking the tables
-//! in turn, for at most [`RUN_BUDGET`]; if that was not enough, the next run
-//! follows after [`PAUSE`] instead of [`EVERY`]. (A fixed 100 batches per
-//! table and run used to cap the job at 100,000 rows per table every five
-//! minutes, which a busy server's event log outgrows.)
+//! in turn, for at most `RUN_BUDGET`; if that was not enough, the next run
+//! follows after `PAUSE` instead of `EVERY`. A budget of time rather
+//! than a number of batches, because a fixed count caps the rows deleted per
+//! run, and a busy server's event log outgrows any such cap.
 //!
 //! Every instance runs the job; the deletes are idempotent, so two instances
 //! sweeping at once only share the work.
@@ -35,13 +35,13 @@ use crate::db::DbPool;
 pub const BATCH: i64 = 1000;
 
 /// How long one run may go on deleting; the rest waits for the next run.
-pub const RUN_BUDGET: Duration = Duration::from_secs(30);
+pub(crate) const RUN_BUDGET: Duration = Duration::from_secs(30);
 
 /// How often the job runs when the last run finished.
-pub const EVERY: Duration = Duration::from_secs(5 * 60);
+pub(crate) const EVERY: Duration = Duration::from_secs(5 * 60);
 
 /// The wait before the next run when the last one ran out of time.
-pub const PAUSE: Duration = Duration::from_secs(1);
+pub(crate) const PAUSE: Duration = Duration::from_secs(1);
 
 /// The first sweep comes a little after start-up, off the critical path.
 const FIRST_AFTER: Duration = Duration::from_secs(30);
@@ -90,7 +90,7 @@ pub struct Run {
     pub finished: bool,
 }
 
-/// One run of the job at `now`, with the budget of [`RUN_BUDGET`].
+/// One run of the job at `now`, with the budget of `RUN_BUDGET`.
 pub fn sweep(
     conn: &mut PgConnection,
     retention: &RetentionSettings,
@@ -169,7 +169,7 @@ fn delete_batch(
 }
 
 /// Stops the cleanup thread when dropped (waking it at once).
-pub struct CleanupHandle {
+pub(crate) struct CleanupHandle {
     stop: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -185,7 +185,7 @@ impl Drop for CleanupHandle {
 }
 
 /// Starts the cleanup thread on the request pool.
-pub fn spawn(
+pub(crate) fn spawn(
     pool: DbPool,
     settings: Arc<Settings>,
     clock: Clock,

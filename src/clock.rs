@@ -42,7 +42,7 @@ impl Clock {
     }
 
     /// This machine's own time (skew included), unaligned.
-    pub fn local_now(&self) -> DateTime<Utc> {
+    pub(crate) fn local_now(&self) -> DateTime<Utc> {
         Utc::now() + TimeDelta::microseconds(self.skew_us)
     }
 
@@ -58,7 +58,7 @@ impl Clock {
     /// `database` is its time read between `sent` and `received` (this
     /// machine's [`Clock::local_now`]), taken to be halfway. Returns the
     /// difference found.
-    pub fn align(
+    pub(crate) fn align(
         &self,
         sent: DateTime<Utc>,
         database: DateTime<Utc>,
@@ -82,19 +82,13 @@ impl Clock {
 
 /// `at` plus `by`, saturating at the end of the dates chrono can hold
 /// instead of panicking: where a setting (a lifetime, a lockout) meets a date.
-pub fn later(at: DateTime<Utc>, by: TimeDelta) -> DateTime<Utc> {
+pub(crate) fn later(at: DateTime<Utc>, by: TimeDelta) -> DateTime<Utc> {
     at.checked_add_signed(by)
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-/// `at` minus `by`, saturating at the start of the dates chrono can hold.
-pub fn earlier(at: DateTime<Utc>, by: TimeDelta) -> DateTime<Utc> {
-    at.checked_sub_signed(by)
-        .unwrap_or(DateTime::<Utc>::MIN_UTC)
-}
-
 /// Whole seconds as a [`TimeDelta`], saturating instead of panicking.
-pub fn seconds(n: i64) -> TimeDelta {
+pub(crate) fn seconds(n: i64) -> TimeDelta {
     TimeDelta::try_seconds(n).unwrap_or(if n < 0 {
         TimeDelta::MIN
     } else {
@@ -125,7 +119,6 @@ mod tests {
     fn settings_meeting_dates_saturate_instead_of_panicking() {
         let now = Utc::now();
         assert_eq!(later(now, seconds(i64::MAX)), DateTime::<Utc>::MAX_UTC);
-        assert_eq!(earlier(now, TimeDelta::MAX), DateTime::<Utc>::MIN_UTC);
         assert_eq!(later(now, seconds(60)), now + TimeDelta::seconds(60));
     }
 }

@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::db::DbPool;
 
 /// How often the clock is aligned again (a machine's clock may be stepped).
-pub const EVERY: Duration = Duration::from_secs(10);
+pub(crate) const EVERY: Duration = Duration::from_secs(10);
 
 /// A difference larger than this is logged: the machine's clock is off.
 const NOTEWORTHY: TimeDelta = TimeDelta::seconds(1);
@@ -28,7 +28,7 @@ struct DatabaseTime {
 }
 
 /// Aligns `clock` with the database's time once; returns the difference.
-pub fn align_once(conn: &mut PgConnection, clock: &Clock) -> diesel::QueryResult<TimeDelta> {
+pub(crate) fn align_once(conn: &mut PgConnection, clock: &Clock) -> diesel::QueryResult<TimeDelta> {
     let sent = clock.local_now();
     let database = diesel::sql_query("SELECT clock_timestamp() AS now")
         .get_result::<DatabaseTime>(conn)?
@@ -38,7 +38,7 @@ pub fn align_once(conn: &mut PgConnection, clock: &Clock) -> diesel::QueryResult
 }
 
 /// Stops the thread when dropped (waking it at once).
-pub struct ClockSyncHandle {
+pub(crate) struct ClockSyncHandle {
     stop: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -54,7 +54,7 @@ impl Drop for ClockSyncHandle {
 
 /// Aligns `clock` now (an error only logs: the clock then keeps the
 /// machine's time until the database answers), then every [`EVERY`].
-pub fn spawn(pool: DbPool, clock: Clock) -> std::io::Result<ClockSyncHandle> {
+pub(crate) fn spawn(pool: DbPool, clock: Clock) -> std::io::Result<ClockSyncHandle> {
     align_logged(&pool, &clock);
     let (stop, stopped) = mpsc::channel::<()>();
     let thread = std::thread::Builder::new()

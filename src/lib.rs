@@ -2,22 +2,15 @@
 //! JWTs: a short-lived access token verified without the database, and a
 //! refresh token whose `jti` rotates in a PostgreSQL `sessions` row.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::dbg_macro,
-    clippy::todo
-)]
-
 pub mod cleanup;
 pub mod cli;
 pub mod clock;
-pub mod clock_sync;
+pub(crate) mod clock_sync;
 pub mod config;
 pub mod db;
 pub mod domain;
-pub mod ephemeral;
-pub mod error;
+pub(crate) mod ephemeral;
+pub(crate) mod error;
 pub mod http;
 pub mod listener;
 pub mod services;

@@ -194,7 +194,7 @@ impl Application {
         self.state.clone()
     }
 
-    /// Closes the request pool (see [`PoolDrain`]): for the process's exit,
+    /// Closes the request pool (see `PoolDrain`): for the process's exit,
     /// once the server has stopped.
     pub fn drain(&self) -> Arc<PoolDrain> {
         self.drain.clone()

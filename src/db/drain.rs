@@ -11,7 +11,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::DbPool;
+use diesel::r2d2::{ManageConnection, Pool};
 
 /// Shared by the pool's connection manager and whoever shuts the pool down.
 #[derive(Debug, Default)]
@@ -25,7 +25,7 @@ pub struct PoolDrain {
 impl PoolDrain {
     /// Whether the pool is being closed: no connection is opened, none is
     /// handed out again.
-    pub fn is_closing(&self) -> bool {
+    pub(crate) fn is_closing(&self) -> bool {
         self.closing.load(Ordering::Acquire)
     }
 
@@ -47,7 +47,7 @@ impl PoolDrain {
     /// being opened, then closes every idle connection on this thread.
     /// Returns how many it closed. Connections still checked out are closed
     /// when they come back (the pool's manager then reports them broken).
-    pub fn close(&self, pool: &DbPool, limit: Duration) -> usize {
+    pub(crate) fn close<M: ManageConnection>(&self, pool: &Pool<M>, limit: Duration) -> usize {
         self.closing.store(true, Ordering::Release);
         let deadline = Instant::now() + limit;
         while self.opening.load(Ordering::Acquire) > 0 && Instant::now() < deadline {

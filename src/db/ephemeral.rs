@@ -19,10 +19,10 @@ use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::Connection;
 
-use super::{database_exists, url_for_database, with_advisory_lock};
+use super::migrate::{database_exists, prepare_database, url_for_database, with_advisory_lock};
 
 /// The prefix of every instance's database; a random suffix follows.
-pub const DATABASE_PREFIX: &str = "keyward_ephemeral_";
+pub(crate) const DATABASE_PREFIX: &str = "keyward_ephemeral_";
 
 /// The prefix of the templates (not `keyward_ephemeral_`: a clean-up of
 /// leftover instances by that prefix must not take the template along).
@@ -54,7 +54,7 @@ fn execute(conn: &mut PgConnection, sql: &str) -> Result<(), String> {
 
 /// Creates a fresh, migrated database on the server `url` names; returns
 /// its name and URL.
-pub fn create(url: &str) -> Result<(String, String), String> {
+pub(crate) fn create(url: &str) -> Result<(String, String), String> {
     let name = format!("{DATABASE_PREFIX}{}", uuid::Uuid::new_v4().simple());
     let database_url = url_for_database(url, &name)
         .ok_or("database.url must be a postgres:// URL naming a database")?;
@@ -93,7 +93,7 @@ fn build_template(admin: &mut PgConnection, url: &str, template: &str) -> Result
     execute(admin, &format!("CREATE DATABASE \"{building}\""))?;
     let built = url_for_database(url, &building)
         .ok_or_else(|| "database.url is not a URL".to_string())
-        .and_then(|building_url| super::prepare_database(&building_url))
+        .and_then(|building_url| prepare_database(&building_url))
         .and_then(|()| {
             execute(
                 admin,
@@ -139,7 +139,7 @@ fn stale_templates(admin: &mut PgConnection, current: &str) -> Result<Vec<String
 }
 
 /// Drops an instance's database, ending any connection still open to it.
-pub fn drop_database(url: &str, name: &str) -> Result<(), String> {
+pub(crate) fn drop_database(url: &str, name: &str) -> Result<(), String> {
     if !name.starts_with(DATABASE_PREFIX) {
         return Err(format!(
             "refusing to drop {name}: not an ephemeral database"

@@ -9,17 +9,20 @@ use diesel::sql_types::{Text, Timestamptz};
 
 use super::schema::signing_keys;
 
+/// The channel a new signing key is announced on.
+pub(crate) const KEYS_CHANNEL: &str = "keyward_keys";
+
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = signing_keys)]
 pub struct KeyRow {
     pub kid: String,
-    pub algorithm: String,
-    pub private_key: Vec<u8>,
-    pub public_key: Option<Vec<u8>>,
-    pub created_at: DateTime<Utc>,
-    pub retired_at: Option<DateTime<Utc>>,
-    pub signs_from: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
+    pub(crate) algorithm: String,
+    pub(crate) private_key: Vec<u8>,
+    pub(crate) public_key: Option<Vec<u8>>,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) retired_at: Option<DateTime<Utc>>,
+    pub(crate) signs_from: DateTime<Utc>,
+    pub(crate) revoked_at: Option<DateTime<Utc>>,
 }
 
 /// Serialises every change to the key table between instances and the
@@ -27,7 +30,7 @@ pub struct KeyRow {
 const KEYS_LOCK: i64 = 1_802_961_154;
 
 /// Takes the key table's lock until the transaction ends.
-pub fn lock(conn: &mut PgConnection) -> QueryResult<()> {
+pub(crate) fn lock(conn: &mut PgConnection) -> QueryResult<()> {
     diesel::sql_query(format!("SELECT pg_advisory_xact_lock({KEYS_LOCK})"))
         .execute(conn)
         .map(drop)
@@ -35,7 +38,7 @@ pub fn lock(conn: &mut PgConnection) -> QueryResult<()> {
 
 /// Every key, revoked ones included, in the order they sign: by
 /// `signs_from`, then creation.
-pub fn list(conn: &mut PgConnection) -> QueryResult<Vec<KeyRow>> {
+pub(crate) fn list(conn: &mut PgConnection) -> QueryResult<Vec<KeyRow>> {
     signing_keys::table
         .select(KeyRow::as_select())
         .order((
@@ -47,7 +50,7 @@ pub fn list(conn: &mut PgConnection) -> QueryResult<Vec<KeyRow>> {
 
 /// Adds a key; every key not yet retired retires when it starts signing.
 /// Announced on the keys channel at commit.
-pub fn insert_and_retire_others(conn: &mut PgConnection, key: &KeyRow) -> QueryResult<()> {
+pub(crate) fn insert_and_retire_others(conn: &mut PgConnection, key: &KeyRow) -> QueryResult<()> {
     conn.transaction(|conn| {
         diesel::update(signing_keys::table.filter(signing_keys::retired_at.is_null()))
             .set(signing_keys::retired_at.eq(key.signs_from))
@@ -61,7 +64,7 @@ pub fn insert_and_retire_others(conn: &mut PgConnection, key: &KeyRow) -> QueryR
 
 /// Makes a waiting key sign from `at`, and moves the retirement of the keys
 /// it takes over from to `at` as well.
-pub fn sign_from(conn: &mut PgConnection, kid: &str, at: DateTime<Utc>) -> QueryResult<()> {
+pub(crate) fn sign_from(conn: &mut PgConnection, kid: &str, at: DateTime<Utc>) -> QueryResult<()> {
     conn.transaction(|conn| {
         diesel::update(
             signing_keys::table
@@ -79,7 +82,7 @@ pub fn sign_from(conn: &mut PgConnection, kid: &str, at: DateTime<Utc>) -> Query
 
 /// Revokes a key and appends `(kid, 'key_revoked')` to the revocation log, in
 /// one transaction with the announcement; `false` if it was revoked already.
-pub fn revoke(conn: &mut PgConnection, kid: &str, at: DateTime<Utc>) -> QueryResult<bool> {
+pub(crate) fn revoke(conn: &mut PgConnection, kid: &str, at: DateTime<Utc>) -> QueryResult<bool> {
     conn.transaction(|conn| {
         let changed = diesel::sql_query(
             "UPDATE signing_keys SET revoked_at = $2, retired_at = LEAST(COALESCE(retired_at, $2), $2) \
@@ -100,7 +103,10 @@ pub fn revoke(conn: &mut PgConnection, kid: &str, at: DateTime<Utc>) -> QueryRes
 
 /// Cancels the retirement a key waiting to sign from `at` had scheduled for
 /// the keys it was to take over from (that key was revoked before it signed).
-pub fn cancel_retirement_at(conn: &mut PgConnection, at: DateTime<Utc>) -> QueryResult<usize> {
+pub(crate) fn cancel_retirement_at(
+    conn: &mut PgConnection,
+    at: DateTime<Utc>,
+) -> QueryResult<usize> {
     diesel::update(
         signing_keys::table
             .filter(signing_keys::retired_at.eq(at))
@@ -111,12 +117,15 @@ pub fn cancel_retirement_at(conn: &mut PgConnection, at: DateTime<Utc>) -> Query
 }
 
 fn notify(conn: &mut PgConnection) -> QueryResult<()> {
-    diesel::sql_query(format!("NOTIFY {}", super::KEYS_CHANNEL))
+    diesel::sql_query(format!("NOTIFY {}", KEYS_CHANNEL))
         .execute(conn)
         .map(drop)
 }
 
 /// Deletes keys retired before `cutoff`: no token they signed is still valid.
-pub fn delete_retired_before(conn: &mut PgConnection, cutoff: DateTime<Utc>) -> QueryResult<usize> {
+pub(crate) fn delete_retired_before(
+    conn: &mut PgConnection,
+    cutoff: DateTime<Utc>,
+) -> QueryResult<usize> {
     diesel::delete(signing_keys::table.filter(signing_keys::retired_at.lt(cutoff))).execute(conn)
 }

@@ -13,10 +13,10 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::Connection;
 
 /// How many times a transaction runs at most.
-pub const ATTEMPTS: usize = 3;
+pub(crate) const ATTEMPTS: usize = 3;
 
 /// An error that may be a lost lock conflict.
-pub trait Conflict: From<DieselError> {
+pub(crate) trait Conflict: From<DieselError> {
     /// A deadlock or a serialization failure: running again may succeed.
     fn is_conflict(&self) -> bool;
 }
@@ -37,7 +37,7 @@ impl Conflict for DieselError {
 /// fails with a lock conflict. Inside an enclosing transaction it runs once:
 /// the conflict aborted the enclosing one too, which is retried (if at all)
 /// where it began.
-pub fn transaction<T, E: Conflict>(
+pub(crate) fn transaction<T, E: Conflict>(
     conn: &mut PgConnection,
     mut f: impl FnMut(&mut PgConnection) -> Result<T, E>,
 ) -> Result<T, E> {

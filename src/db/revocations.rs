@@ -4,7 +4,7 @@
 //! read from it.
 //!
 //! To append: insert the row and `pg_notify` the
-//! [`REVOCATION_CHANNEL`](super::REVOCATION_CHANNEL) in the same
+//! `REVOCATION_CHANNEL` in the same
 //! transaction (any payload: a notification makes every listener re-read the
 //! table at once; without one they still find the row within
 //! `revocation.poll_seconds`). The functions below do both.
@@ -14,35 +14,39 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use uuid::Uuid;
 
+/// The channel every revocation is announced on, in the transaction that
+/// revokes (payload: the session id).
+pub(crate) const REVOCATION_CHANNEL: &str = "keyward_revoked";
+
 /// One row of the log.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
-pub struct RevocationRow {
+pub(crate) struct RevocationRow {
     #[diesel(sql_type = BigInt)]
-    pub id: i64,
+    pub(crate) id: i64,
     /// The writing transaction's id (see the migration).
     #[diesel(sql_type = BigInt)]
-    pub tx: i64,
+    pub(crate) tx: i64,
     #[diesel(sql_type = Timestamptz)]
-    pub at: DateTime<Utc>,
+    pub(crate) at: DateTime<Utc>,
     #[diesel(sql_type = Text)]
-    pub reason: String,
+    pub(crate) reason: String,
     #[diesel(sql_type = Nullable<SqlUuid>)]
-    pub session_id: Option<Uuid>,
+    pub(crate) session_id: Option<Uuid>,
     #[diesel(sql_type = Nullable<SqlUuid>)]
-    pub user_id: Option<Uuid>,
+    pub(crate) user_id: Option<Uuid>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
-    pub auth_before: Option<DateTime<Utc>>,
+    pub(crate) auth_before: Option<DateTime<Utc>>,
     #[diesel(sql_type = Nullable<Text>)]
-    pub kid: Option<String>,
+    pub(crate) kid: Option<String>,
 }
 
 /// What one read of the log saw: the rows, and the reading snapshot's xmin.
 /// Every row with `tx < xmin` was visible to that read: a reader that has
 /// every such row may resume from `tx >= xmin` without skipping one.
 #[derive(Debug, Default)]
-pub struct Read {
-    pub rows: Vec<RevocationRow>,
-    pub xmin: i64,
+pub(crate) struct Read {
+    pub(crate) rows: Vec<RevocationRow>,
+    pub(crate) xmin: i64,
 }
 
 #[derive(QueryableByName)]
@@ -64,7 +68,7 @@ const COLUMNS: &str = "id, tx, at, reason, session_id, user_id, auth_before, kid
 /// agree. `from_tx = 0` with `since` = now - horizon is the full load; the
 /// periodic re-read passes the last xmin, which the `revocations_tx` index
 /// answers with nothing most of the time.
-pub fn read_since(
+pub(crate) fn read_since(
     conn: &mut PgConnection,
     from_tx: i64,
     since: DateTime<Utc>,
@@ -93,7 +97,7 @@ pub fn read_since(
 /// The largest `tx` among rows older than `before` (0 if none): the entries
 /// an instance starting now never holds, so a cursor at or below it may have
 /// missed one and must be reset.
-pub fn max_tx_before(conn: &mut PgConnection, before: DateTime<Utc>) -> QueryResult<i64> {
+pub(crate) fn max_tx_before(conn: &mut PgConnection, before: DateTime<Utc>) -> QueryResult<i64> {
     let row: Xmin =
         diesel::sql_query("SELECT coalesce(max(tx), 0) AS xmin FROM revocations WHERE at < $1")
             .bind::<Timestamptz, _>(before)
@@ -103,7 +107,7 @@ pub fn max_tx_before(conn: &mut PgConnection, before: DateTime<Utc>) -> QueryRes
 
 /// A number naming this database (its oid), written into feed cursors so
 /// that a cursor of another keyward database is unknown here.
-pub fn database_tag(conn: &mut PgConnection) -> QueryResult<i64> {
+pub(crate) fn database_tag(conn: &mut PgConnection) -> QueryResult<i64> {
     let row: DbTag = diesel::sql_query(
         "SELECT oid::bigint AS tag FROM pg_database WHERE datname = current_database()",
     )
@@ -122,7 +126,7 @@ pub fn append_auth_before(
         "WITH logged AS (INSERT INTO revocations (at, reason, auth_before) \
            VALUES ($1, 'revoked_all', $2) RETURNING id) \
          SELECT pg_notify('{channel}', 'auth_before') FROM logged",
-        channel = super::REVOCATION_CHANNEL
+        channel = REVOCATION_CHANNEL
     ))
     .bind::<Timestamptz, _>(now)
     .bind::<Timestamptz, _>(auth_before)
@@ -137,7 +141,7 @@ pub fn append_kid(conn: &mut PgConnection, kid: &str, now: DateTime<Utc>) -> Que
         "WITH logged AS (INSERT INTO revocations (at, reason, kid) \
            VALUES ($1, 'key_revoked', $2) RETURNING id) \
          SELECT pg_notify('{channel}', 'kid') FROM logged",
-        channel = super::REVOCATION_CHANNEL
+        channel = REVOCATION_CHANNEL
     ))
     .bind::<Timestamptz, _>(now)
     .bind::<Text, _>(kid)

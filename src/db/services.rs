@@ -12,20 +12,20 @@ use super::events::EventKind;
 use super::schema::services;
 
 /// The channel a created or deleted service is announced on (payload: its id).
-pub const SERVICES_CHANNEL: &str = "keyward_services";
+pub(crate) const SERVICES_CHANNEL: &str = "keyward_services";
 
 #[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = services)]
 pub struct ServiceRow {
-    pub id: Uuid,
+    pub(crate) id: Uuid,
     pub name: String,
-    pub client_id: String,
-    pub secret_hash: Vec<u8>,
-    pub created_at: DateTime<Utc>,
+    pub(crate) client_id: String,
+    pub(crate) secret_hash: Vec<u8>,
+    pub(crate) created_at: DateTime<Utc>,
 }
 
 /// Every service, by name.
-pub fn list(conn: &mut PgConnection) -> QueryResult<Vec<ServiceRow>> {
+pub(crate) fn list(conn: &mut PgConnection) -> QueryResult<Vec<ServiceRow>> {
     services::table
         .select(ServiceRow::as_select())
         .order((services::name.asc(), services::id.asc()))
@@ -34,7 +34,7 @@ pub fn list(conn: &mut PgConnection) -> QueryResult<Vec<ServiceRow>> {
 
 /// Inserts a service with its `service_created` event and the
 /// notification. A name taken (in any letter case) is a unique violation.
-pub fn create(conn: &mut PgConnection, row: &ServiceRow) -> QueryResult<()> {
+pub(crate) fn create(conn: &mut PgConnection, row: &ServiceRow) -> QueryResult<()> {
     let sql = format!(
         "WITH created AS ( \
            INSERT INTO services (id, name, client_id, secret_hash, created_at) \
@@ -59,7 +59,7 @@ pub fn create(conn: &mut PgConnection, row: &ServiceRow) -> QueryResult<()> {
 
 /// Deletes the service of this name (in any letter case) with its
 /// `service_deleted` event and the notification; `None` when there is none.
-pub fn delete_by_name(
+pub(crate) fn delete_by_name(
     conn: &mut PgConnection,
     name: &str,
     now: DateTime<Utc>,

@@ -14,7 +14,7 @@ use super::sessions::SessionRow;
 /// session cap must end. Ties on
 /// `last_used_at` (sessions used within the same second) go to the older
 /// sign-in, so the choice is the same whoever asks.
-pub fn least_recently_used(
+pub(crate) fn least_recently_used(
     conn: &mut PgConnection,
     user_id: Uuid,
     keep: i64,
@@ -36,14 +36,14 @@ pub fn least_recently_used(
 
 /// Where a batched revocation has got to: the last session it looked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchCursor {
-    pub created_at: DateTime<Utc>,
-    pub id: Uuid,
+pub(crate) struct BatchCursor {
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) id: Uuid,
 }
 
 impl BatchCursor {
     /// Before every session (none was created before 1970).
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         Self {
             created_at: DateTime::UNIX_EPOCH,
             id: Uuid::nil(),
@@ -70,7 +70,7 @@ struct BatchOutcome {
 ///
 /// Returns how many were revoked and the cursor of the next batch, or `None`
 /// when no session is left to look at.
-pub fn revoke_batch_created_before(
+pub(crate) fn revoke_batch_created_before(
     conn: &mut PgConnection,
     auth_before: DateTime<Utc>,
     after: BatchCursor,
@@ -114,7 +114,7 @@ pub fn revoke_batch_created_before(
 
 /// Names (or, with `None`, un-names) one of the user's live sessions;
 /// returns it as it is now, or `None` when the user has no such live session.
-pub fn rename(
+pub(crate) fn rename(
     conn: &mut PgConnection,
     user_id: Uuid,
     session_id: Uuid,
@@ -136,7 +136,7 @@ pub fn rename(
 
 /// The latest "signed in before" cut-off among the revocation-log entries
 /// written at or after `since` (the `revocations_at` index finds them).
-pub fn latest_auth_before(
+pub(crate) fn latest_auth_before(
     conn: &mut PgConnection,
     since: DateTime<Utc>,
 ) -> QueryResult<Option<DateTime<Utc>>> {

@@ -1,7 +1,7 @@
 //! The `sessions` table: one row per sign-in. Rotation is one
 //! compare-and-swap `UPDATE`; every revocation logs the revoked ids in the
 //! `revocations` table and announces them on
-//! [`REVOCATION_CHANNEL`](super::REVOCATION_CHANNEL) in the same statement.
+//! `REVOCATION_CHANNEL` in the same statement.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -13,47 +13,47 @@ use super::schema::sessions;
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = sessions)]
 pub struct SessionRow {
-    pub id: Uuid,
-    pub user_id: Uuid,
-    pub current_jti: Uuid,
-    pub previous_jti: Option<Uuid>,
-    pub rotated_at: DateTime<Utc>,
-    pub created_at: DateTime<Utc>,
-    pub last_used_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
-    pub revoked_reason: Option<String>,
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
+    pub(crate) id: Uuid,
+    pub(crate) user_id: Uuid,
+    pub(crate) current_jti: Uuid,
+    pub(crate) previous_jti: Option<Uuid>,
+    pub(crate) rotated_at: DateTime<Utc>,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) last_used_at: DateTime<Utc>,
+    pub(crate) expires_at: DateTime<Utc>,
+    pub(crate) revoked_at: Option<DateTime<Utc>>,
+    pub(crate) revoked_reason: Option<String>,
+    pub(crate) user_agent: Option<String>,
+    pub(crate) ip: Option<String>,
     /// The name the user gave the session, if any.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// The address the session was last used from (sign-in or refresh).
-    pub last_ip: Option<String>,
+    pub(crate) last_ip: Option<String>,
 }
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = sessions)]
-pub struct NewSession<'a> {
-    pub id: Uuid,
-    pub user_id: Uuid,
-    pub current_jti: Uuid,
-    pub rotated_at: DateTime<Utc>,
-    pub created_at: DateTime<Utc>,
-    pub last_used_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    pub user_agent: Option<&'a str>,
-    pub ip: Option<&'a str>,
-    pub last_ip: Option<&'a str>,
+pub(crate) struct NewSession<'a> {
+    pub(crate) id: Uuid,
+    pub(crate) user_id: Uuid,
+    pub(crate) current_jti: Uuid,
+    pub(crate) rotated_at: DateTime<Utc>,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) last_used_at: DateTime<Utc>,
+    pub(crate) expires_at: DateTime<Utc>,
+    pub(crate) user_agent: Option<&'a str>,
+    pub(crate) ip: Option<&'a str>,
+    pub(crate) last_ip: Option<&'a str>,
 }
 
-pub fn insert(conn: &mut PgConnection, session: &NewSession<'_>) -> QueryResult<()> {
+pub(crate) fn insert(conn: &mut PgConnection, session: &NewSession<'_>) -> QueryResult<()> {
     diesel::insert_into(sessions::table)
         .values(session)
         .execute(conn)
         .map(drop)
 }
 
-pub fn find(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<SessionRow>> {
+pub(crate) fn find(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<SessionRow>> {
     sessions::table
         .find(id)
         .select(SessionRow::as_select())
@@ -64,31 +64,31 @@ pub fn find(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<SessionRow>
 /// What a successful rotation returns: enough to sign the new pair without
 /// another query.
 #[derive(Debug, QueryableByName)]
-pub struct Rotated {
+pub(crate) struct Rotated {
     #[diesel(sql_type = SqlUuid)]
-    pub user_id: Uuid,
+    pub(crate) user_id: Uuid,
     #[diesel(sql_type = Timestamptz)]
-    pub expires_at: DateTime<Utc>,
+    pub(crate) expires_at: DateTime<Utc>,
     #[diesel(sql_type = Timestamptz)]
-    pub created_at: DateTime<Utc>,
+    pub(crate) created_at: DateTime<Utc>,
     #[diesel(sql_type = Text)]
-    pub username: String,
+    pub(crate) username: String,
     #[diesel(sql_type = Nullable<Text>)]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     #[diesel(sql_type = Bool)]
-    pub admin: bool,
+    pub(crate) admin: bool,
 }
 
 /// The new state a rotation writes.
-pub struct Rotation<'a> {
-    pub session_id: Uuid,
-    pub presented_jti: Uuid,
-    pub new_jti: Uuid,
-    pub now: DateTime<Utc>,
-    pub refresh_ttl_seconds: i64,
-    pub session_max_seconds: i64,
+pub(crate) struct Rotation<'a> {
+    pub(crate) session_id: Uuid,
+    pub(crate) presented_jti: Uuid,
+    pub(crate) new_jti: Uuid,
+    pub(crate) now: DateTime<Utc>,
+    pub(crate) refresh_ttl_seconds: i64,
+    pub(crate) session_max_seconds: i64,
     /// The client's address, for the `refreshed` event.
-    pub ip: Option<&'a str>,
+    pub(crate) ip: Option<&'a str>,
 }
 
 /// Rotates the session in one compare-and-swap: it succeeds only while the
@@ -99,7 +99,7 @@ pub struct Rotation<'a> {
 ///
 /// The `refreshed` event is written by the same statement, so a rotation
 /// costs one round trip and the event cannot be lost or half-written.
-pub fn rotate(conn: &mut PgConnection, r: &Rotation<'_>) -> QueryResult<Option<Rotated>> {
+pub(crate) fn rotate(conn: &mut PgConnection, r: &Rotation<'_>) -> QueryResult<Option<Rotated>> {
     RotateStatement {
         new_jti: r.new_jti,
         now: r.now,
@@ -116,14 +116,10 @@ pub fn rotate(conn: &mut PgConnection, r: &Rotation<'_>) -> QueryResult<Option<R
 /// The rotation statement; `$n` is the n-th field of `RotateStatement`.
 ///
 /// The `refreshed` event is written by the same statement, at every
-/// rotation. At the database it costs a quarter to two fifths of the
-/// statement's throughput (the load benchmark runs the raw statement with
-/// and without it); end to end, refreshes per second were the same within
-/// noise whether every rotation was logged or only unhurried ones, so every
-/// rotation is.
-pub const ROTATE_SQL: &str =
-    "WITH before AS (SELECT previous_jti, rotated_at FROM sessions WHERE id = $5), \
-     rotated AS (UPDATE sessions AS s \
+/// rotation: logging it costs the statement a share of its throughput at
+/// the database, but none that shows end to end (the load benchmark runs the
+/// raw statement with and without it).
+pub const ROTATE_SQL: &str = "WITH rotated AS (UPDATE sessions AS s \
      SET previous_jti = s.current_jti, current_jti = $1, rotated_at = $2, \
          last_used_at = $2, last_ip = COALESCE($7, s.last_ip), \
          expires_at = LEAST($2 + make_interval(secs => $3), \
@@ -139,9 +135,8 @@ pub const ROTATE_SQL: &str =
 
 /// [`ROTATE_SQL`] as a query with a static id, so that diesel prepares it
 /// once per connection. Diesel never caches a `sql_query` (its text could
-/// be anything), and PostgreSQL spent more on parsing and planning this
-/// statement than on running it: the load benchmark's refresh rate went
-/// from about 2,200/s to about 4,000/s with this (8 clients, 2 cores).
+/// be anything), and PostgreSQL spends more on parsing and planning this
+/// statement than on running it.
 struct RotateStatement<'a> {
     new_jti: Uuid,
     now: DateTime<Utc>,
@@ -209,7 +204,7 @@ struct RevokedId {
 
 /// Which of a user's live sessions to revoke.
 #[derive(Debug, Clone, Copy)]
-pub enum Which {
+pub(crate) enum Which {
     One(Uuid),
     AllOfUser,
     AllOfUserExcept(Uuid),
@@ -221,7 +216,7 @@ pub enum Which {
 /// each revoked id on the revocation channel, all in the same statement
 /// (payload: `<session id> <unix second of the revocation>`); returns the ids
 /// revoked now (already revoked sessions are left as they were).
-pub fn revoke(
+pub(crate) fn revoke(
     conn: &mut PgConnection,
     user_id: Uuid,
     which: Which,
@@ -250,7 +245,7 @@ pub fn revoke(
          SELECT r.id FROM revoked AS r \
          CROSS JOIN LATERAL (SELECT pg_notify('{channel}', \
            r.id::text || ' ' || floor(extract(epoch FROM $1))::bigint)) AS announced",
-        channel = super::REVOCATION_CHANNEL
+        channel = super::revocations::REVOCATION_CHANNEL
     );
     let query = diesel::sql_query(sql)
         .bind::<Timestamptz, _>(now)
@@ -265,7 +260,7 @@ pub fn revoke(
 }
 
 /// A user's sessions, newest first; live ones only unless `include_revoked`.
-pub fn list_for_user(
+pub(crate) fn list_for_user(
     conn: &mut PgConnection,
     user_id: Uuid,
     include_revoked: bool,
@@ -286,7 +281,7 @@ pub fn list_for_user(
 
 /// How many live sessions (not revoked, not expired) each of `user_ids` has,
 /// in one grouped query; users without any are absent from the map.
-pub fn count_live_by_user(
+pub(crate) fn count_live_by_user(
     conn: &mut PgConnection,
     user_ids: &[Uuid],
     now: DateTime<Utc>,
@@ -306,7 +301,7 @@ pub fn count_live_by_user(
 
 /// How many sessions are live (not revoked, not expired): one count for the
 /// `/metrics` gauge, taken at most every few seconds, never per request.
-pub fn count_live(conn: &mut PgConnection, now: DateTime<Utc>) -> QueryResult<i64> {
+pub(crate) fn count_live(conn: &mut PgConnection, now: DateTime<Utc>) -> QueryResult<i64> {
     sessions::table
         .filter(sessions::revoked_at.is_null())
         .filter(sessions::expires_at.gt(now))
@@ -316,7 +311,7 @@ pub fn count_live(conn: &mut PgConnection, now: DateTime<Utc>) -> QueryResult<i6
 
 impl SessionRow {
     /// Neither revoked nor expired at `now`.
-    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+    pub(crate) fn is_live(&self, now: DateTime<Utc>) -> bool {
         self.revoked_at.is_none() && self.expires_at > now
     }
 
@@ -325,14 +320,26 @@ impl SessionRow {
     /// Counted in whole seconds on both sides: `rotated_at` is stored cut to
     /// the second, and comparing it with an uncut `now` would shorten the
     /// window by up to a second.
-    pub fn in_grace(&self, jti: Uuid, now: DateTime<Utc>, grace_seconds: i64) -> bool {
+    pub(crate) fn in_grace(&self, jti: Uuid, now: DateTime<Utc>, grace_seconds: i64) -> bool {
         self.previous_jti == Some(jti)
             && now.timestamp() - self.rotated_at.timestamp() <= grace_seconds
     }
 
     /// Whether the session takes the refresh token `jti` now: its current
     /// one, or the one before inside the grace window.
-    pub fn honours(&self, jti: Uuid, now: DateTime<Utc>, grace_seconds: i64) -> bool {
+    pub(crate) fn honours(&self, jti: Uuid, now: DateTime<Utc>, grace_seconds: i64) -> bool {
         jti == self.current_jti || self.in_grace(jti, now, grace_seconds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ROTATE_SQL;
+    use crate::db::events::EventKind;
+
+    #[test]
+    fn the_rotation_logs_a_refreshed_event() {
+        let kind = format!("'{}'", EventKind::Refreshed.as_str());
+        assert!(ROTATE_SQL.contains(&kind), "{ROTATE_SQL}");
     }
 }

@@ -5,9 +5,9 @@
 //! An attempt is counted as it arrives, *before* its password check, by one
 //! upsert that also answers whether it may go on: the row lock the upsert
 //! takes orders simultaneous attempts, at one instance or several, so no
-//! more than the threshold are ever checked. (Reading the count before the
-//! check and writing it after, as keyward used to, let every guess of a
-//! simultaneous burst read the same count and pass.) `locked_until` is set
+//! more than the threshold are ever checked (reading the count before the
+//! check and writing it after would let every guess of a simultaneous
+//! burst read the same count and pass). `locked_until` is set
 //! by the attempt that reaches the threshold; until then, attempts are
 //! refused without being counted; after it, the count starts again.
 
@@ -19,7 +19,7 @@ use super::schema::login_throttle;
 
 /// What the database answered for one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Attempt {
+pub(crate) enum Attempt {
     /// Counted; the password may be checked.
     Counted,
     /// The username is locked until then: no password check.
@@ -28,7 +28,7 @@ pub enum Attempt {
 
 /// Counts one attempt for `key` at `now`, unless the username is locked;
 /// the attempt that makes `threshold` locks it for `lockout` from now.
-pub fn take_attempt(
+pub(crate) fn take_attempt(
     conn: &mut PgConnection,
     key: &str,
     now: DateTime<Utc>,
@@ -64,7 +64,7 @@ pub fn take_attempt(
 }
 
 /// When the lockout for this username ends, if it is locked now.
-pub fn locked_until(
+pub(crate) fn locked_until(
     conn: &mut PgConnection,
     key: &str,
     now: DateTime<Utc>,
@@ -79,7 +79,7 @@ pub fn locked_until(
 
 /// A successful check forgets the count (and an operator's unlock does);
 /// whether there was one to forget.
-pub fn reset(conn: &mut PgConnection, key: &str) -> QueryResult<bool> {
+pub(crate) fn reset(conn: &mut PgConnection, key: &str) -> QueryResult<bool> {
     diesel::delete(login_throttle::table.find(key))
         .execute(conn)
         .map(|n| n > 0)

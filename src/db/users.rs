@@ -14,38 +14,38 @@ diesel::define_sql_function! {
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = users)]
 pub struct UserRow {
-    pub id: Uuid,
-    pub username: String,
-    pub name: Option<String>,
-    pub password_hash: String,
-    pub admin: bool,
-    pub banned: bool,
-    pub banned_until: Option<DateTime<Utc>>,
-    pub ban_reason: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub last_login_at: Option<DateTime<Utc>>,
+    pub(crate) id: Uuid,
+    pub(crate) username: String,
+    pub(crate) name: Option<String>,
+    pub(crate) password_hash: String,
+    pub(crate) admin: bool,
+    pub(crate) banned: bool,
+    pub(crate) banned_until: Option<DateTime<Utc>>,
+    pub(crate) ban_reason: Option<String>,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) last_login_at: Option<DateTime<Utc>>,
 }
 
 impl UserRow {
     /// Banned now: a ban without an end, or one whose end has not come.
-    pub fn is_banned(&self, now: DateTime<Utc>) -> bool {
+    pub(crate) fn is_banned(&self, now: DateTime<Utc>) -> bool {
         self.banned && self.banned_until.is_none_or(|until| until > now)
     }
 }
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = users)]
-pub struct NewUser<'a> {
-    pub id: Uuid,
-    pub username: &'a str,
-    pub name: Option<&'a str>,
-    pub password_hash: &'a str,
-    pub admin: bool,
-    pub created_at: DateTime<Utc>,
+pub(crate) struct NewUser<'a> {
+    pub(crate) id: Uuid,
+    pub(crate) username: &'a str,
+    pub(crate) name: Option<&'a str>,
+    pub(crate) password_hash: &'a str,
+    pub(crate) admin: bool,
+    pub(crate) created_at: DateTime<Utc>,
 }
 
 /// Inserts a user; `None` when the username (in any case) is taken.
-pub fn insert(conn: &mut PgConnection, user: &NewUser<'_>) -> QueryResult<Option<UserRow>> {
+pub(crate) fn insert(conn: &mut PgConnection, user: &NewUser<'_>) -> QueryResult<Option<UserRow>> {
     diesel::insert_into(users::table)
         .values(user)
         .on_conflict_do_nothing()
@@ -55,7 +55,10 @@ pub fn insert(conn: &mut PgConnection, user: &NewUser<'_>) -> QueryResult<Option
 }
 
 /// Looks a user up by name, without regard to case.
-pub fn find_by_username(conn: &mut PgConnection, username: &str) -> QueryResult<Option<UserRow>> {
+pub(crate) fn find_by_username(
+    conn: &mut PgConnection,
+    username: &str,
+) -> QueryResult<Option<UserRow>> {
     users::table
         .filter(lower(users::username).eq(lower(username)))
         .select(UserRow::as_select())
@@ -63,7 +66,7 @@ pub fn find_by_username(conn: &mut PgConnection, username: &str) -> QueryResult<
         .optional()
 }
 
-pub fn find(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<UserRow>> {
+pub(crate) fn find(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<UserRow>> {
     users::table
         .find(id)
         .select(UserRow::as_select())
@@ -71,20 +74,18 @@ pub fn find(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<UserRow>> {
         .optional()
 }
 
-pub fn record_login(conn: &mut PgConnection, id: Uuid, at: DateTime<Utc>) -> QueryResult<usize> {
+pub(crate) fn record_login(
+    conn: &mut PgConnection,
+    id: Uuid,
+    at: DateTime<Utc>,
+) -> QueryResult<usize> {
     diesel::update(users::table.find(id))
         .set(users::last_login_at.eq(at))
         .execute(conn)
 }
 
-pub fn set_password_hash(conn: &mut PgConnection, id: Uuid, hash: &str) -> QueryResult<usize> {
-    diesel::update(users::table.find(id))
-        .set(users::password_hash.eq(hash))
-        .execute(conn)
-}
-
 /// Sets or lifts a ban.
-pub fn set_ban(
+pub(crate) fn set_ban(
     conn: &mut PgConnection,
     id: Uuid,
     banned: bool,
@@ -103,7 +104,7 @@ pub fn set_ban(
 /// One page of users in `(lower(username), id)` order: those whose
 /// lowercased name starts with `prefix` (already lowercased, matched
 /// literally), after the position `after` (a lowercased name and an id).
-pub fn list_page(
+pub(crate) fn list_page(
     conn: &mut PgConnection,
     prefix: Option<&str>,
     after: Option<(&str, Uuid)>,
@@ -149,7 +150,7 @@ fn escape_like(text: &str) -> String {
 
 /// Sets a new password hash, but only while the stored one is still
 /// `expected` (the one just verified): of two concurrent changes, one wins.
-pub fn replace_password_hash(
+pub(crate) fn replace_password_hash(
     conn: &mut PgConnection,
     id: Uuid,
     expected: &str,
@@ -166,7 +167,7 @@ pub fn replace_password_hash(
 }
 
 /// Deletes a user (their sessions go with them); whether it existed.
-pub fn delete(conn: &mut PgConnection, id: Uuid) -> QueryResult<bool> {
+pub(crate) fn delete(conn: &mut PgConnection, id: Uuid) -> QueryResult<bool> {
     diesel::delete(users::table.find(id))
         .execute(conn)
         .map(|deleted| deleted == 1)
@@ -174,7 +175,7 @@ pub fn delete(conn: &mut PgConnection, id: Uuid) -> QueryResult<bool> {
 
 /// Reads a user and locks the row until the transaction ends, so that a
 /// concurrent ban, unban or delete of the same user waits.
-pub fn find_for_update(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<UserRow>> {
+pub(crate) fn find_for_update(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<UserRow>> {
     users::table
         .find(id)
         .select(UserRow::as_select())
@@ -185,7 +186,7 @@ pub fn find_for_update(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<
 
 /// How many users there are, and how many of them are banned at `now` (a
 /// ban whose time has run out no longer counts), in one scan.
-pub fn count_all_and_banned(
+pub(crate) fn count_all_and_banned(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
 ) -> QueryResult<(i64, i64)> {

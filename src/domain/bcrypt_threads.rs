@@ -1,24 +1,20 @@
 //! Where bcrypt runs: a few threads of its own (one per core) at a lower CPU
 //! priority (nice 10).
 //!
-//! bcrypt is slow on purpose (about 0.24 s per hash at cost 12), and a login
-//! flood used to put one CPU-bound thread per login on the blocking pool,
-//! next to the request workers: the load benchmark measured `/api/me`'s p99
-//! going from 0.2 ms to over 10 ms during a flood of 16 concurrent logins.
+//! bcrypt is slow on purpose, and on the blocking pool next to the request
+//! workers a flood of logins would take the CPU from every other request.
 //! At nice 10 a bcrypt thread weighs about a tenth of a request worker, so
-//! the workers take the CPU first; but unlike `SCHED_IDLE` (measured too: the
-//! flood's p99 was lower still) bcrypt is never starved, so logins keep going
-//! while the rest of the server is busy. When logins are all there is, bcrypt
-//! gets every core. One thread per core also bounds how many hashes run at
-//! once; further callers wait their turn on their own (blocking) thread,
-//! which costs no CPU.
+//! the workers take the CPU first; but unlike `SCHED_IDLE` bcrypt is never
+//! starved, so logins keep going while the rest of the server is busy. When
+//! logins are all there is, bcrypt gets every core. One thread per core also
+//! bounds how many hashes run at once; further callers wait their turn on
+//! their own (blocking) thread, which costs no CPU.
 //!
 //! How many may wait is bounded too ([`HashSlots`], `auth.max_pending_hashes`):
-//! at two cores and cost 12 bcrypt does about 8 hashes a second, and a flood
-//! of logins beyond that used to queue without end, each holding a blocking
-//! thread, until everything else that needs one waited behind them. A
-//! request that finds every slot taken is refused at once (`503` with
-//! `Retry-After`) instead.
+//! bcrypt does only a few hashes a second per core, and an unbounded queue of
+//! logins, each holding a blocking thread, would make everything else that
+//! needs one wait behind them. A request that finds every slot taken is
+//! refused at once (`503` with `Retry-After`) instead.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -89,7 +85,7 @@ fn lower_priority() {
 /// Runs `f` on a bcrypt thread and waits for it (the caller is a blocking
 /// thread, never a request worker). `None` only if the thread died while
 /// running it.
-pub fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+pub(crate) fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
     let (done, result) = mpsc::sync_channel(1);
     let job: Job = Box::new(move || {
         let _ = done.send(f());
@@ -120,7 +116,7 @@ pub struct HashSlot {
 }
 
 impl HashSlots {
-    pub fn new(max: usize) -> Self {
+    pub(crate) fn new(max: usize) -> Self {
         Self {
             max: max.max(1),
             taken: Arc::new(AtomicUsize::new(0)),
@@ -128,7 +124,7 @@ impl HashSlots {
     }
 
     /// A place, or `None` when `max` requests already hold one.
-    pub fn try_take(&self) -> Option<HashSlot> {
+    pub(crate) fn try_take(&self) -> Option<HashSlot> {
         self.taken
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < self.max).then_some(n + 1)
@@ -137,15 +133,6 @@ impl HashSlots {
         Some(HashSlot {
             taken: self.taken.clone(),
         })
-    }
-
-    /// How many places are held now.
-    pub fn taken(&self) -> usize {
-        self.taken.load(Ordering::Acquire)
-    }
-
-    pub fn max(&self) -> usize {
-        self.max
     }
 }
 
@@ -157,18 +144,21 @@ impl Drop for HashSlot {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
     #[test]
     fn slots_are_bounded_and_given_back() {
         let slots = super::HashSlots::new(2);
+        let taken = || slots.taken.load(Ordering::Acquire);
         let a = slots.try_take().unwrap();
         let b = slots.try_take().unwrap();
         assert!(slots.try_take().is_none());
-        assert_eq!(slots.taken(), 2);
+        assert_eq!(taken(), 2);
         drop(a);
         let c = slots.try_take().unwrap();
         assert!(slots.try_take().is_none());
         drop((b, c));
-        assert_eq!(slots.taken(), 0);
+        assert_eq!(taken(), 0);
     }
 
     #[test]

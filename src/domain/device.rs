@@ -38,7 +38,7 @@ const MAX_RAW_CHARS: usize = 40;
 
 /// "Firefox on Windows", "Safari on iOS", "curl"; "Unknown device" without
 /// a user agent.
-pub fn device_name(user_agent: Option<&str>) -> String {
+pub(crate) fn device_name(user_agent: Option<&str>) -> String {
     let Some(agent) = user_agent.map(str::trim).filter(|a| !a.is_empty()) else {
         return "Unknown device".to_string();
     };

@@ -24,19 +24,19 @@ const VERSION: &str = "1";
 
 /// A position in the feed of one database.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Cursor {
+pub(crate) struct Cursor {
     /// Names the database (its oid): another database's cursor is unknown.
-    pub tag: i64,
-    pub tx: i64,
+    pub(crate) tag: i64,
+    pub(crate) tx: i64,
     /// Entries with this `tx` and an `id` up to this one were sent.
-    pub upto: i64,
+    pub(crate) upto: i64,
     /// Entries sent beyond `(tx, upto)`.
-    pub ids: BTreeSet<i64>,
+    pub(crate) ids: BTreeSet<i64>,
 }
 
 impl Cursor {
     /// The start of the feed: nothing sent.
-    pub fn start(tag: i64) -> Self {
+    pub(crate) fn start(tag: i64) -> Self {
         Self {
             tag,
             ..Self::default()
@@ -44,19 +44,19 @@ impl Cursor {
     }
 
     /// Whether the entry at `(tx, id)` has been sent.
-    pub fn has_sent(&self, tx: i64, id: i64) -> bool {
+    pub(crate) fn has_sent(&self, tx: i64, id: i64) -> bool {
         (tx, id) <= (self.tx, self.upto) || self.ids.contains(&id)
     }
 
     /// Whether `(tx, upto)` is before `other`'s.
-    pub fn is_before(&self, tx: i64, upto: i64) -> bool {
+    pub(crate) fn is_before(&self, tx: i64, upto: i64) -> bool {
         (self.tx, self.upto) < (tx, upto)
     }
 
     /// The opaque string a consumer hands back (`1.<tag>.<tx>.<upto>[.<id>…]`
     /// in hex). Ids beyond the cap are left out: those entries will be sent
     /// again.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = format!("{VERSION}.{:x}.{:x}.{:x}", self.tag, self.tx, self.upto);
         for id in self.ids.iter().take(MAX_IDS) {
             out.push_str(&format!(".{id:x}"));
@@ -66,7 +66,7 @@ impl Cursor {
 
     /// A cursor written by [`encode`](Self::encode); `None` for anything
     /// else.
-    pub fn decode(text: &str) -> Option<Self> {
+    pub(crate) fn decode(text: &str) -> Option<Self> {
         if text.len() > MAX_LEN || !text.is_ascii() {
             return None;
         }

@@ -1,16 +1,18 @@
 //! keyward's rules, free of HTTP and SQL: usernames, passwords, tokens and
 //! the set of revoked sessions.
 
-pub mod bcrypt_threads;
-pub mod device;
-pub mod feed_cursor;
-pub mod password;
-pub mod revocation;
-pub mod revocation_feed;
-pub mod service_secret;
-pub mod token_cache;
-pub mod tokens;
-pub mod username;
+pub(crate) mod bcrypt_threads;
+pub(crate) mod claims;
+pub(crate) mod device;
+pub(crate) mod feed_cursor;
+pub(crate) mod key_set;
+pub(crate) mod password;
+pub(crate) mod revocation;
+pub(crate) mod revocation_feed;
+pub(crate) mod service_secret;
+pub(crate) mod token_cache;
+pub(crate) mod tokens;
+pub(crate) mod username;
 
 pub use password::Password;
-pub use username::Username;
+pub(crate) use username::Username;

@@ -22,8 +22,8 @@ impl std::fmt::Debug for Password {
 }
 
 impl Password {
-    pub const MIN_CHARS: usize = 8;
-    pub const MAX_CHARS: usize = 128;
+    pub(crate) const MIN_CHARS: usize = 8;
+    pub(crate) const MAX_CHARS: usize = 128;
 
     pub fn parse(raw: &str, field: &'static str) -> Result<Self, String> {
         let chars = raw.chars().count();
@@ -53,7 +53,7 @@ fn prehash(password: &str) -> String {
 
 /// Whether `candidate` matches `hash`. A malformed hash never matches.
 /// Computed on a bcrypt thread (see `bcrypt_threads`).
-pub fn verify(candidate: &str, hash: &str) -> bool {
+pub(crate) fn verify(candidate: &str, hash: &str) -> bool {
     let (reduced, hash) = (prehash(candidate), hash.to_string());
     super::bcrypt_threads::run(move || bcrypt::verify(reduced, &hash).unwrap_or(false))
         .unwrap_or(false)

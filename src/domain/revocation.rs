@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 /// The feed's name (API.md section 7) for a session revocation's internal
 /// reason, as `sessions.revoked_reason` and the events keep it.
-pub fn feed_reason(internal: &str) -> &str {
+pub(crate) fn feed_reason(internal: &str) -> &str {
     match internal {
         "revoked_by_user" => "logout",
         "admin_revoked" => "admin",
@@ -63,13 +63,13 @@ fn keep_longer<K: std::hash::Hash + Eq>(map: &mut HashMap<K, i64>, key: K, keep_
 }
 
 impl RevokedSessions {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Whether an access token of session `sid`, signed in at `auth_time`
     /// and signed by `kid`, must be refused.
-    pub fn refuses(&self, sid: &Uuid, auth_time: i64, kid: Option<&str>) -> bool {
+    pub(crate) fn refuses(&self, sid: &Uuid, auth_time: i64, kid: Option<&str>) -> bool {
         if !self.any.load(Ordering::Acquire) {
             return false;
         }
@@ -99,11 +99,11 @@ impl RevokedSessions {
     }
 
     /// Records a revoked session, kept until `keep_until` (unix seconds).
-    pub fn insert(&self, session: Uuid, keep_until: i64) {
+    pub(crate) fn insert(&self, session: Uuid, keep_until: i64) {
         self.write(|e| keep_longer(&mut e.sessions, session, keep_until));
     }
 
-    pub fn extend(&self, revoked: impl IntoIterator<Item = (Uuid, i64)>) {
+    pub(crate) fn extend(&self, revoked: impl IntoIterator<Item = (Uuid, i64)>) {
         self.write(|e| {
             for (session, keep_until) in revoked {
                 keep_longer(&mut e.sessions, session, keep_until);
@@ -112,7 +112,7 @@ impl RevokedSessions {
     }
 
     /// Refuses every access token whose `auth_time` is before `auth_before`.
-    pub fn insert_auth_before(&self, auth_before: i64, keep_until: i64) {
+    pub(crate) fn insert_auth_before(&self, auth_before: i64, keep_until: i64) {
         self.write(
             |e| match e.auth_before.iter_mut().find(|(b, _)| *b == auth_before) {
                 Some((_, until)) => *until = (*until).max(keep_until),
@@ -122,12 +122,12 @@ impl RevokedSessions {
     }
 
     /// Refuses every access token signed by `kid`.
-    pub fn insert_kid(&self, kid: &str, keep_until: i64) {
+    pub(crate) fn insert_kid(&self, kid: &str, keep_until: i64) {
         self.write(|e| keep_longer(&mut e.kids, kid.to_string(), keep_until));
     }
 
     /// Drops the entries no longer needed at `now`; returns how many.
-    pub fn prune(&self, now: i64) -> usize {
+    pub(crate) fn prune(&self, now: i64) -> usize {
         let mut dropped = 0;
         self.write(|e| {
             let before = e.len();

@@ -23,7 +23,7 @@ use super::feed_cursor::Cursor;
 
 /// What an entry revokes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Subject {
+pub(crate) enum Subject {
     Session { sid: Uuid, sub: Option<Uuid> },
     AuthBefore(DateTime<Utc>),
     Kid(String),
@@ -31,11 +31,11 @@ pub enum Subject {
 
 /// One entry, with its JSON written once for every consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeedEntry {
-    pub id: i64,
-    pub tx: i64,
-    pub at: DateTime<Utc>,
-    pub json: Arc<str>,
+pub(crate) struct FeedEntry {
+    pub(crate) id: i64,
+    pub(crate) tx: i64,
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) json: Arc<str>,
 }
 
 #[derive(Serialize)]
@@ -61,7 +61,13 @@ struct KidJson<'a> {
 }
 
 impl FeedEntry {
-    pub fn new(id: i64, tx: i64, at: DateTime<Utc>, reason: &str, subject: &Subject) -> Self {
+    pub(crate) fn new(
+        id: i64,
+        tx: i64,
+        at: DateTime<Utc>,
+        reason: &str,
+        subject: &Subject,
+    ) -> Self {
         let json = match subject {
             Subject::Session { sid, sub } => serde_json::to_string(&SessionJson {
                 sid: *sid,
@@ -89,11 +95,11 @@ impl FeedEntry {
 
 /// One answer: the entries after a cursor, and the cursor after them.
 #[derive(Debug)]
-pub struct Page {
-    pub entries: Vec<Arc<FeedEntry>>,
-    pub cursor: Cursor,
+pub(crate) struct Page {
+    pub(crate) entries: Vec<Arc<FeedEntry>>,
+    pub(crate) cursor: Cursor,
     /// The cursor was unknown or too old: `entries` start the whole set.
-    pub reset: bool,
+    pub(crate) reset: bool,
 }
 
 #[derive(Debug, Default)]
@@ -146,7 +152,7 @@ pub struct Feed {
 }
 
 impl Feed {
-    pub fn new(keep_seconds: i64) -> Self {
+    pub(crate) fn new(keep_seconds: i64) -> Self {
         Self {
             buffer: RwLock::new(Buffer {
                 dropped_tx: -1,
@@ -159,20 +165,20 @@ impl Feed {
 
     /// Names the database and what a start-up read could not hold (the
     /// largest `tx` of the rows past the horizon).
-    pub fn begin(&self, tag: i64, dropped_tx: i64) {
+    pub(crate) fn begin(&self, tag: i64, dropped_tx: i64) {
         let mut b = self.buffer.write().unwrap_or_else(|e| e.into_inner());
         b.tag = tag;
         b.dropped_tx = b.dropped_tx.max(dropped_tx);
     }
 
     /// Wakes when entries arrive.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
     }
 
     /// Adds what one read of the log found (entries already held are
     /// ignored), and that read's watermark.
-    pub fn extend(&self, entries: Vec<FeedEntry>, watermark: i64, now: DateTime<Utc>) {
+    pub(crate) fn extend(&self, entries: Vec<FeedEntry>, watermark: i64, now: DateTime<Utc>) {
         let cutoff = now.timestamp() - self.keep_seconds;
         let mut added = false;
         {
@@ -193,7 +199,7 @@ impl Feed {
     }
 
     /// Drops the entries past the horizon at `now`; returns how many.
-    pub fn prune(&self, now: DateTime<Utc>) -> usize {
+    pub(crate) fn prune(&self, now: DateTime<Utc>) -> usize {
         let cutoff = now.timestamp() - self.keep_seconds;
         let mut b = self.buffer.write().unwrap_or_else(|e| e.into_inner());
         let watermark = b.watermark;
@@ -212,7 +218,7 @@ impl Feed {
     }
 
     /// How many entries are held.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.buffer
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -224,19 +230,10 @@ impl Feed {
         self.len() == 0
     }
 
-    /// Whether `cursor` is one of this feed's that has missed nothing
-    /// dropped since.
-    pub fn is_current(&self, cursor: &Cursor) -> bool {
-        self.buffer
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_current(cursor)
-    }
-
     /// At most `limit` entries not yet sent to the holder of `from`, oldest
     /// first; a missing, foreign or outdated cursor starts over with
     /// `reset`.
-    pub fn page(&self, from: Option<&Cursor>, limit: usize) -> Page {
+    pub(crate) fn page(&self, from: Option<&Cursor>, limit: usize) -> Page {
         let b = self.buffer.read().unwrap_or_else(|e| e.into_inner());
         let (start, reset) = match from {
             Some(c) if b.is_current(c) => (c.clone(), false),

@@ -23,10 +23,10 @@ const SECRET_BYTES: usize = 32;
 const CLIENT_ID_BYTES: usize = 16;
 
 /// The longest credential value looked at; ours are 43 and 26 characters.
-pub const MAX_CREDENTIAL_LEN: usize = 128;
+pub(crate) const MAX_CREDENTIAL_LEN: usize = 128;
 
 /// A stored secret's hash.
-pub type SecretHash = [u8; 32];
+pub(crate) type SecretHash = [u8; 32];
 
 /// A service's names and secret, as `services create` prints them once.
 #[derive(Clone, PartialEq, Eq)]
@@ -50,7 +50,7 @@ impl NewCredentials {
     /// are, so a client that form-encodes them for HTTP Basic (RFC 6749
     /// 2.3.1) sends the very same bytes; the id starts with `kw_` so that it
     /// reads as one.
-    pub fn generate() -> Result<Self, getrandom::Error> {
+    pub(crate) fn generate() -> Result<Self, getrandom::Error> {
         let mut secret = [0u8; SECRET_BYTES];
         getrandom::fill(&mut secret)?;
         let mut id = [0u8; CLIENT_ID_BYTES];
@@ -62,7 +62,7 @@ impl NewCredentials {
         })
     }
 
-    pub fn hash(&self) -> SecretHash {
+    pub(crate) fn hash(&self) -> SecretHash {
         hash_secret(&self.client_id, &self.client_secret)
     }
 }
@@ -71,12 +71,12 @@ impl NewCredentials {
 /// without regard to case (as usernames are), so that `services delete`
 /// can never pick the wrong one of two look-alikes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceName(String);
+pub(crate) struct ServiceName(String);
 
 impl ServiceName {
-    pub const MAX: usize = 64;
+    pub(crate) const MAX: usize = 64;
 
-    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+    pub(crate) fn parse(raw: &str) -> Result<Self, &'static str> {
         if raw.is_empty() || raw.len() > Self::MAX {
             return Err("a service name must be 1 to 64 characters long");
         }
@@ -86,7 +86,7 @@ impl ServiceName {
         Ok(Self(raw.to_string()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -104,13 +104,13 @@ fn mac(client_id: &str, client_secret: &str) -> Hmac<Sha256> {
 }
 
 /// The hash stored for a secret.
-pub fn hash_secret(client_id: &str, client_secret: &str) -> SecretHash {
+pub(crate) fn hash_secret(client_id: &str, client_secret: &str) -> SecretHash {
     mac(client_id, client_secret).finalize().into_bytes().into()
 }
 
 /// Whether `client_secret` is the one `stored` was made from, compared in
 /// constant time (`hmac`'s `verify_slice` uses `subtle`).
-pub fn secret_matches(client_id: &str, client_secret: &str, stored: &[u8]) -> bool {
+pub(crate) fn secret_matches(client_id: &str, client_secret: &str, stored: &[u8]) -> bool {
     mac(client_id, client_secret).verify_slice(stored).is_ok()
 }
 

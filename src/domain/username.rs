@@ -7,10 +7,10 @@ use std::fmt;
 pub struct Username(String);
 
 impl Username {
-    pub const MIN: usize = 3;
-    pub const MAX: usize = 32;
+    pub(crate) const MIN: usize = 3;
+    pub(crate) const MAX: usize = 32;
 
-    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+    pub(crate) fn parse(raw: &str) -> Result<Self, &'static str> {
         if !(Self::MIN..=Self::MAX).contains(&raw.len()) {
             return Err("username must be 3 to 32 characters long");
         }
@@ -20,13 +20,13 @@ impl Username {
         Ok(Self(raw.to_string()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
 
 /// The alphabet of usernames and service names: `A-Z a-z 0-9 _ . -`.
-pub fn is_name_byte(b: u8) -> bool {
+pub(crate) fn is_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
 }
 

@@ -6,7 +6,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 
-/// Every error's body (API.md section 1), as [`crate::error::ApiError`]
+/// Every error's body (API.md section 1), as `ApiError`
 /// writes it; a unit test below keeps the two in step.
 #[derive(ToSchema)]
 #[allow(dead_code)] // Only described, never built: `ApiError` writes the body.

@@ -3,8 +3,8 @@
 //! checks credentials against without a database read.
 //!
 //! The registry is loaded at start and reloaded by the revocation listener
-//! (it is a [`crate::listener::ListenHook`]) when a service is created or
-//! deleted (a NOTIFY on [`crate::db::services::SERVICES_CHANNEL`]), on every
+//! (it is a `listener::ListenHook`) when a service is created or
+//! deleted (a NOTIFY on `db::services::SERVICES_CHANNEL`), on every
 //! reconnect, and every two seconds as a safety net; a deleted service's secret fails on every
 //! instance within a second. Open revocation streams ask [`is_active`]
 //! (cheap: a read lock and one hash lookup), or first compare

@@ -26,7 +26,7 @@ pub const REVOKE_ALL_BATCH: i64 = 2_000;
 /// Makes room for one more session of `user_id` under a cap of `cap` live
 /// sessions (0: no cap): revokes the least recently used ones beyond
 /// `cap - 1`, each with a `session_revoked` event (reason `session_limit`),
-/// through [`sessions::revoke`] like every revocation. Returns their ids.
+/// through `sessions::revoke` like every revocation. Returns their ids.
 ///
 /// Runs inside the login's transaction, after the user's row was locked: two
 /// logins of one user at the same moment take turns here, and the second

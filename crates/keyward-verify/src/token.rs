@@ -1,5 +1,5 @@
 //! Local verification of keyward access tokens, exactly as keyward checks
-//! them itself (its `src/domain/tokens.rs`): the algorithm pinned to EdDSA,
+//! them itself (the checks of `keyward_claims`, which keyward makes too): the algorithm pinned to EdDSA,
 //! `typ` = `at+jwt`, the key found by `kid` among keyward's published keys
 //! only, `iss`, `aud`, `exp` with leeway and `nbf`, on a token of bounded
 //! size. No network: [`Verifier`](crate::Verifier) adds the keys' refetch
@@ -8,16 +8,13 @@
 use std::collections::HashMap;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey};
 
 use crate::claims::AccessClaims;
 use crate::error::VerifyError;
 
-/// The `typ` header of a keyward access token (a refresh token's differs).
-pub const ACCESS_TYP: &str = "at+jwt";
-
-/// A token longer than this is refused before any parsing (as keyward does).
-const MAX_TOKEN_LEN: usize = 4096;
+pub use keyward_claims::ACCESS_TYP;
+use keyward_claims::MAX_TOKEN_LEN;
 
 /// What a token must say about where it comes from and when it is valid.
 #[derive(Debug, Clone)]
@@ -121,14 +118,7 @@ pub(crate) fn verify_local(
     let Some(key) = keys.keys.get(&kid) else {
         return Err(Local::UnknownKid(kid));
     };
-    let mut validation = Validation::new(Algorithm::EdDSA);
-    validation.leeway = 0;
-    // exp and nbf are checked below with the configured leeway.
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.set_issuer(&[&expect.issuer]);
-    validation.set_audience(&[&expect.audience]);
-    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    let validation = keyward_claims::validation(Algorithm::EdDSA, &expect.issuer, &expect.audience);
     let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &validation)
         .map_err(|_| invalid.clone())?
         .claims;
@@ -138,13 +128,12 @@ pub(crate) fn verify_local(
 
 /// `nbf` and `exp` against `now` and the leeway, as keyward compares them.
 pub(crate) fn check_times(claims: &AccessClaims, leeway: i64, now: i64) -> Result<(), Local> {
-    if claims.nbf.is_some_and(|nbf| nbf > now + leeway) {
-        return Err(Local::Refused(VerifyError::Invalid));
-    }
-    if claims.exp + leeway < now {
-        return Err(Local::Refused(VerifyError::Expired));
-    }
-    Ok(())
+    keyward_claims::check_times(claims.exp, claims.nbf, now, leeway).map_err(|e| {
+        Local::Refused(match e {
+            keyward_claims::TimeError::NotYetValid => VerifyError::Invalid,
+            keyward_claims::TimeError::Expired => VerifyError::Expired,
+        })
+    })
 }
 
 #[cfg(test)]

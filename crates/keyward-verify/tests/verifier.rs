@@ -1,5 +1,7 @@
 //! The verifier against a fake keyward: discovery, key refetch, the feed
 //! (entries, resume by cursor, staleness), and the web integrations.
+// A failed unwrap is a failed test; the support code fails the same way.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support {
     pub mod fake_keyward;

@@ -1,4 +1,6 @@
 //! The actix-web extractor and the tower layer, in front of a fake keyward.
+// A failed unwrap is a failed test; the support code fails the same way.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(all(feature = "actix", feature = "axum"))]
 
 mod support {

@@ -1,6 +1,6 @@
 //! `GET /revocations` (long-poll) and `GET /revocations/stream` (server-sent
 //! events): the revocation feed of API.md section 7, served from this
-//! instance's memory ([`Feed`]); no request reads the database.
+//! instance's memory (`Feed`); no request reads the database.
 //!
 //! The stream is pulled, not pushed: each subscriber holds only its cursor,
 //! and the next events are made from the shared feed when actix asks for

@@ -58,7 +58,42 @@ pub(crate) async fn ready(state: State) -> Result<HttpResponse, ApiError> {
 /// A JWK Set (RFC 7517).
 #[derive(Serialize, ToSchema)]
 struct JwkSet {
-    keys: Vec<PublicJwk>,
+    keys: Vec<Jwk>,
+}
+
+/// An Ed25519 public key as RFC 8037 writes it in a JWK Set.
+#[derive(Serialize, ToSchema)]
+#[schema(as = PublicJwk)]
+struct Jwk {
+    kty: &'static str,
+    crv: &'static str,
+    /// The raw 32-byte public key, base64url without padding.
+    x: String,
+    kid: String,
+    alg: &'static str,
+    #[serde(rename = "use")]
+    use_: &'static str,
+}
+
+impl From<PublicJwk> for Jwk {
+    fn from(key: PublicJwk) -> Self {
+        let PublicJwk {
+            kty,
+            crv,
+            x,
+            kid,
+            alg,
+            use_,
+        } = key;
+        Self {
+            kty,
+            crv,
+            x,
+            kid,
+            alg,
+            use_,
+        }
+    }
 }
 
 /// The public keys other services verify keyward's access tokens with
@@ -85,7 +120,12 @@ pub(crate) async fn jwks(state: State) -> HttpResponse {
             ),
         ]))
         .json(JwkSet {
-            keys: state.tokens.public_jwks(now),
+            keys: state
+                .tokens
+                .public_jwks(now)
+                .into_iter()
+                .map(Jwk::from)
+                .collect(),
         })
 }
 

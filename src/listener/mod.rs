@@ -15,9 +15,11 @@
 //! the two. Until that read is done it reports itself unhealthy and `/ready`
 //! says so.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+mod catch_up;
+mod hooks;
+mod status;
+
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
@@ -27,14 +29,17 @@ use diesel::Connection;
 
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::db::revocations::{self, RevocationRow};
-use crate::db::services::SERVICES_CHANNEL;
-use crate::db::{KEYS_CHANNEL, REVOCATION_CHANNEL};
+use crate::db::keys::KEYS_CHANNEL;
+use crate::db::revocations::{self, REVOCATION_CHANNEL};
 use crate::domain::revocation::RevokedSessions;
-use crate::domain::revocation_feed::{Feed, FeedEntry, Subject};
+use crate::domain::revocation_feed::Feed;
 use crate::domain::tokens::Tokens;
 use crate::services;
-use crate::services::service_registry::ServiceRegistry;
+
+use catch_up::apply;
+pub(crate) use catch_up::catch_up;
+pub(crate) use hooks::ListenHook;
+pub(crate) use status::{ListenerHandle, ListenerStatus};
 
 /// How the listener's connection shows in `pg_stat_activity`.
 pub const APPLICATION_NAME: &str = "keyward-listener";
@@ -47,110 +52,19 @@ const PRUNE_EVERY: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_millis(200);
 const KEY_RELOAD_EVERY: Duration = Duration::from_secs(60);
 const KEY_RETRY_EVERY: Duration = Duration::from_secs(5);
-/// The service registry is reloaded on every NOTIFY on its channel, and this
-/// often besides, in case a notification was lost.
-const SERVICES_RELOAD_EVERY: Duration = Duration::from_secs(2);
 /// A connection that silently died (no reset reached us) is only noticed
 /// by using it.
 const PING_EVERY: Duration = Duration::from_secs(3);
 
-/// What the listener shares with the request handlers.
-#[derive(Debug)]
-pub struct ListenerStatus {
-    healthy: AtomicBool,
-    stop: AtomicBool,
-    started: Instant,
-    /// Milliseconds after `started` of the last read that brought the
-    /// revocation set up to date.
-    confirmed_ms: AtomicU64,
-}
-
-impl Default for ListenerStatus {
-    fn default() -> Self {
-        Self {
-            healthy: AtomicBool::new(false),
-            stop: AtomicBool::new(false),
-            started: Instant::now(),
-            confirmed_ms: AtomicU64::new(0),
-        }
-    }
-}
-
-impl ListenerStatus {
-    /// Listening and caught up with the database.
-    pub fn is_healthy(&self) -> bool {
-        self.healthy.load(Ordering::Acquire)
-    }
-
-    fn confirm(&self) {
-        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.confirmed_ms.fetch_max(ms, Ordering::AcqRel);
-    }
-
-    /// How long since the revocation set was last confirmed current.
-    pub fn unconfirmed_for(&self) -> Duration {
-        let confirmed = Duration::from_millis(self.confirmed_ms.load(Ordering::Acquire));
-        self.started.elapsed().saturating_sub(confirmed)
-    }
-}
-
-/// Something else the listener keeps current from the database: it
-/// `LISTEN`s on `channel`, and calls `reload` after every (re)connect, at
-/// every notification on that channel, and every `safety_net` besides
-/// (a reload that fails is retried at the next of these).
-pub trait ListenHook: Send + Sync {
-    fn channel(&self) -> &'static str;
-    fn safety_net(&self) -> Duration;
-    /// `false` when it could not (what it keeps stays as it was).
-    fn reload(&self, conn: &mut PgConnection) -> bool;
-}
-
-/// The service registry reloads on its channel (a service created or
-/// deleted), and every two seconds in case a notification was lost.
-impl ListenHook for ServiceRegistry {
-    fn channel(&self) -> &'static str {
-        SERVICES_CHANNEL
-    }
-
-    fn safety_net(&self) -> Duration {
-        SERVICES_RELOAD_EVERY
-    }
-
-    fn reload(&self, conn: &mut PgConnection) -> bool {
-        match ServiceRegistry::reload(self, conn) {
-            Ok(_) => true,
-            Err(e) => {
-                log::error!("cannot reload the service registry: {e}");
-                false
-            }
-        }
-    }
-}
-
-/// Stops the listener thread when dropped.
-pub struct ListenerHandle {
-    status: Arc<ListenerStatus>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Drop for ListenerHandle {
-    fn drop(&mut self) {
-        self.status.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-pub struct Listener {
-    pub settings: Arc<Settings>,
-    pub revoked: Arc<RevokedSessions>,
-    pub feed: Arc<Feed>,
-    pub tokens: Arc<Tokens>,
-    pub clock: Clock,
+pub(crate) struct Listener {
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) revoked: Arc<RevokedSessions>,
+    pub(crate) feed: Arc<Feed>,
+    pub(crate) tokens: Arc<Tokens>,
+    pub(crate) clock: Clock,
     /// Where the start-up read of the log ended ([`catch_up`]'s answer).
-    pub from_tx: i64,
-    pub hooks: Vec<Arc<dyn ListenHook>>,
+    pub(crate) from_tx: i64,
+    pub(crate) hooks: Vec<Arc<dyn ListenHook>>,
 }
 
 /// Where the listener's reads of the log are.
@@ -161,34 +75,28 @@ struct Position {
 
 impl Listener {
     /// Starts the thread; it reports healthy once it has listened and caught up.
-    pub fn spawn(self) -> std::io::Result<(ListenerHandle, Arc<ListenerStatus>)> {
+    pub(crate) fn spawn(self) -> std::io::Result<(ListenerHandle, Arc<ListenerStatus>)> {
         let status = Arc::new(ListenerStatus::default());
         status.confirm();
         let shared = status.clone();
         let thread = std::thread::Builder::new()
             .name("keyward-listener".into())
             .spawn(move || self.run(&shared))?;
-        Ok((
-            ListenerHandle {
-                status: status.clone(),
-                thread: Some(thread),
-            },
-            status,
-        ))
+        Ok((ListenerHandle::new(status.clone(), thread), status))
     }
 
     fn run(&self, status: &ListenerStatus) {
         let mut position = Position { tx: self.from_tx };
         let mut backoff = Duration::from_millis(20);
         let mut failures = 0u32;
-        while !status.stop.load(Ordering::Acquire) {
+        while !status.stopping() {
             match self.connect_and_catch_up(&mut position, status) {
                 Ok(mut conn) => {
                     backoff = Duration::from_millis(20);
                     failures = 0;
-                    status.healthy.store(true, Ordering::Release);
+                    status.set_healthy(true);
                     let outcome = self.listen(&mut conn, &mut position, status);
-                    status.healthy.store(false, Ordering::Release);
+                    status.set_healthy(false);
                     if let Err(e) = outcome {
                         log::warn!("revocation listener lost its connection: {e}; reconnecting");
                     }
@@ -293,7 +201,7 @@ impl Listener {
         // A reload that failed is tried again soon rather than at the next
         // rotation.
         let mut key_retry_pending = false;
-        while !status.stop.load(Ordering::Acquire) {
+        while !status.stopping() {
             let mut keys_changed = false;
             let mut revoked_now = false;
             let mut hooks_changed = vec![false; self.hooks.len()];
@@ -364,71 +272,6 @@ impl Listener {
     }
 }
 
-/// Reads every revocation recent enough that the tokens it refuses may
-/// still be presented into `revoked` and `feed` (at start-up, before
-/// serving); returns where the read ended, for [`Listener::from_tx`].
-pub fn catch_up(
-    conn: &mut PgConnection,
-    revoked: &RevokedSessions,
-    feed: &Feed,
-    settings: &Settings,
-    now: chrono::DateTime<chrono::Utc>,
-) -> diesel::QueryResult<i64> {
-    let horizon = services::revocation_horizon(settings);
-    let since = now - TimeDelta::seconds(horizon);
-    feed.begin(
-        revocations::database_tag(conn)?,
-        revocations::max_tx_before(conn, since)?,
-    );
-    let read = revocations::read_since(conn, 0, since)?;
-    apply(revoked, feed, read.rows, read.xmin, horizon, now);
-    Ok(read.xmin)
-}
-
-/// Puts rows of the log into the set, each kept for the horizon after it,
-/// and into the feed.
-fn apply(
-    revoked: &RevokedSessions,
-    feed: &Feed,
-    rows: Vec<RevocationRow>,
-    watermark: i64,
-    horizon: i64,
-    now: chrono::DateTime<chrono::Utc>,
-) {
-    let mut entries = Vec::with_capacity(rows.len());
-    for row in rows {
-        let keep_until = row.at.timestamp() + horizon;
-        let subject = if let Some(sid) = row.session_id {
-            revoked.insert(sid, keep_until);
-            Subject::Session {
-                sid,
-                sub: row.user_id,
-            }
-        } else if let Some(before) = row.auth_before {
-            revoked.insert_auth_before(whole_second_at_or_after(before), keep_until);
-            Subject::AuthBefore(before)
-        } else if let Some(kid) = row.kid {
-            revoked.insert_kid(&kid, keep_until);
-            Subject::Kid(kid)
-        } else {
-            continue;
-        };
-        entries.push(FeedEntry::new(
-            row.id,
-            row.tx,
-            row.at,
-            &row.reason,
-            &subject,
-        ));
-    }
-    feed.extend(entries, watermark, now);
-}
-
-/// `auth_time` is in whole seconds: "before 10.5" refuses 10 too.
-fn whole_second_at_or_after(at: chrono::DateTime<chrono::Utc>) -> i64 {
-    at.timestamp() + i64::from(at.timestamp_subsec_nanos() > 0)
-}
-
 /// `<session id> <unix second>` (the second is optional).
 fn parse_revocation(payload: &str) -> Option<(uuid::Uuid, Option<i64>)> {
     let mut parts = payload.split_whitespace();
@@ -439,7 +282,7 @@ fn parse_revocation(payload: &str) -> Option<(uuid::Uuid, Option<i64>)> {
 
 fn sleep_unless_stopped(total: Duration, status: &ListenerStatus) {
     let deadline = Instant::now() + total;
-    while Instant::now() < deadline && !status.stop.load(Ordering::Acquire) {
+    while Instant::now() < deadline && !status.stopping() {
         std::thread::sleep(POLL_EVERY);
     }
 }

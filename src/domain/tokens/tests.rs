@@ -1,0 +1,206 @@
+//! Signing and verifying, the remembered tokens included.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+
+use super::*;
+// `services::keys`'s tests use it with `tokens_with`.
+pub(crate) use crate::domain::claims::fixtures::access;
+use crate::domain::claims::fixtures::refresh;
+
+const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+/// Tokens with keyward's default settings over `keys` (also used by
+/// `services::keys`'s tests).
+pub(crate) fn tokens_with(keys: KeySet) -> Tokens {
+    Tokens::new(
+        TokenSettings {
+            issuer: "keyward".into(),
+            audience: "keyward".into(),
+            access_ttl_seconds: 900,
+            leeway_seconds: 5,
+        },
+        keys,
+    )
+}
+
+fn tokens() -> Tokens {
+    tokens_with(KeySet::from_secret(SECRET))
+}
+
+#[test]
+fn a_signed_access_token_verifies() {
+    let t = tokens();
+    let claims = access(1_000_000);
+    let token = t.sign_access(&claims).unwrap();
+    assert_eq!(t.verify_access(&token, 1_000_000).unwrap(), claims);
+}
+
+#[test]
+fn signing_is_deterministic() {
+    let t = tokens();
+    let claims = refresh(1_000_000);
+    assert_eq!(
+        t.sign_refresh(&claims).unwrap(),
+        t.sign_refresh(&claims).unwrap()
+    );
+}
+
+#[test]
+fn refresh_and_access_tokens_are_not_interchangeable() {
+    let t = tokens();
+    let at = t.sign_access(&access(1_000_000)).unwrap();
+    let rt = t.sign_refresh(&refresh(1_000_000)).unwrap();
+    assert_eq!(t.verify_refresh(&at, 1_000_000), Err(TokenError::Invalid));
+    assert_eq!(t.verify_access(&rt, 1_000_000), Err(TokenError::Invalid));
+}
+
+#[test]
+fn expiry_honours_the_configured_leeway() {
+    let t = tokens();
+    let claims = access(1_000_000);
+    let token = t.sign_access(&claims).unwrap();
+    assert!(t.verify_access(&token, claims.exp + 5).is_ok());
+    assert_eq!(
+        t.verify_access(&token, claims.exp + 6),
+        Err(TokenError::Expired)
+    );
+}
+
+#[test]
+fn a_future_nbf_is_refused() {
+    let t = tokens();
+    let mut claims = access(1_000_000);
+    claims.nbf = Some(1_000_100);
+    let token = t.sign_access(&claims).unwrap();
+    assert_eq!(t.verify_access(&token, 1_000_000), Err(TokenError::Invalid));
+}
+
+#[test]
+fn foreign_issuer_audience_and_key_are_refused() {
+    let t = tokens();
+    let now = 1_000_000;
+    for mutate in [
+        |c: &mut AccessClaims| c.iss = "else".into(),
+        |c: &mut AccessClaims| c.aud = "else".into(),
+    ] {
+        let mut claims = access(now);
+        mutate(&mut claims);
+        let token = t.sign_access(&claims).unwrap();
+        assert_eq!(t.verify_access(&token, now), Err(TokenError::Invalid));
+    }
+    let other = Tokens::new(t.settings().clone(), KeySet::from_secret(&[7u8; 32]));
+    let token = other.sign_access(&access(now)).unwrap();
+    assert_eq!(t.verify_access(&token, now), Err(TokenError::Invalid));
+}
+
+#[test]
+fn an_unknown_kid_is_refused() {
+    let t = tokens();
+    let now = 1_000_000;
+    let mut header = Header::new(Algorithm::HS256);
+    header.typ = Some(ACCESS_TYP.into());
+    header.kid = Some("not-ours".into());
+    let token =
+        jsonwebtoken::encode(&header, &access(now), &EncodingKey::from_secret(SECRET)).unwrap();
+    assert_eq!(t.verify_access(&token, now), Err(TokenError::Invalid));
+}
+
+#[test]
+fn an_unknown_kid_reloads_the_keys_at_most_once_a_second() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let t = Arc::new(tokens());
+    let reads = Arc::new(AtomicUsize::new(0));
+    let slow_read = |reads: Arc<AtomicUsize>| {
+        move || {
+            reads.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(300));
+            None
+        }
+    };
+    // A second caller arriving while the read runs waits for it and
+    // reads nothing itself.
+    let first = {
+        let (t, reads) = (t.clone(), reads.clone());
+        std::thread::spawn(move || t.reload_for_kid("k1", slow_read(reads)))
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let waited = std::time::Instant::now();
+    assert!(!t.reload_for_kid("k2", slow_read(reads.clone())));
+    assert!(
+        waited.elapsed() >= Duration::from_millis(150),
+        "did not wait for the read"
+    );
+    assert!(!first.join().unwrap());
+    assert_eq!(reads.load(Ordering::SeqCst), 1);
+    // Within the second, no read; the caller is told how long to wait.
+    assert!(!t.reload_for_kid("k3", slow_read(reads.clone())));
+    assert_eq!(reads.load(Ordering::SeqCst), 1);
+    let wait = t.kid_reload_wait();
+    assert!(
+        wait > Duration::ZERO && wait <= KID_RELOAD_EVERY,
+        "{wait:?}"
+    );
+    std::thread::sleep(wait);
+    assert_eq!(t.kid_reload_wait(), Duration::ZERO);
+    t.reload_for_kid("k4", slow_read(reads.clone()));
+    assert_eq!(reads.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn garbage_of_any_shape_is_invalid() {
+    let t = tokens();
+    let big = "a".repeat(10_000);
+    for token in [
+        "",
+        "...",
+        "a.b.c",
+        "not.a.jwt",
+        big.as_str(),
+        "eyJhbGciOiJub25lIn0.e30.",
+    ] {
+        assert_eq!(
+            t.verify_access(token, 0),
+            Err(TokenError::Invalid),
+            "{token:.20}"
+        );
+    }
+}
+
+#[test]
+fn a_remembered_token_still_expires() {
+    let t = tokens();
+    let c = access(1_000_000);
+    let token = t.sign_access(&c).unwrap();
+    assert_eq!(t.verify_access(&token, 1_000_000).unwrap(), c);
+    assert_eq!(t.verify_access(&token, 1_000_000).unwrap(), c);
+    assert_eq!(
+        t.verify_access(&token, 1_000_000 + 900 + 6),
+        Err(TokenError::Expired)
+    );
+}
+
+#[test]
+fn a_remembered_token_stops_verifying_when_its_key_is_replaced() {
+    let t = tokens();
+    let token = t.sign_access(&access(1_000_000)).unwrap();
+    assert!(t.verify_access(&token, 1_000_000).is_ok());
+    t.replace_keys(KeySet::from_secret(b"another secret, also 32 bytes long"));
+    assert_eq!(t.verify_access(&token, 1_000_000), Err(TokenError::Invalid));
+}
+
+#[test]
+fn only_the_exact_token_string_hits() {
+    let t = tokens();
+    let token = t.sign_access(&access(1_000_000)).unwrap();
+    assert!(t.verify_access(&token, 1_000_000).is_ok());
+    let mut forged = token.clone();
+    forged.pop();
+    forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+    assert_eq!(
+        t.verify_access(&forged, 1_000_000),
+        Err(TokenError::Invalid)
+    );
+}
