@@ -4,6 +4,7 @@
 pub(crate) mod bcrypt_threads;
 pub(crate) mod claims;
 pub(crate) mod device;
+pub(crate) mod ed25519_keys;
 pub(crate) mod feed_cursor;
 pub(crate) mod key_set;
 pub(crate) mod password;

@@ -48,6 +48,7 @@ pub struct Tokens {
 
 impl Tokens {
     pub(crate) fn new(settings: TokenSettings, keys: KeySet) -> Self {
+        super::ed25519_keys::install();
         Self {
             settings,
             keys: RwLock::new(Arc::new(keys)),
