@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::Method;
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::web;
 use prometheus::{
@@ -208,9 +208,9 @@ impl Metrics {
         }
     }
 
-    fn observe_request(&self, route: &str, method: &Method, status: u16, elapsed: Duration) {
+    fn observe_request(&self, route: &str, method: &Method, status: StatusCode, elapsed: Duration) {
         self.requests
-            .with_label_values(&[route, method_label(method), &status.to_string()])
+            .with_label_values(&[route, method_label(method), status.as_str()])
             .inc();
         self.latency
             .with_label_values(&[route])
@@ -267,7 +267,7 @@ pub(crate) async fn track(
         state.metrics.observe_request(
             route.as_deref().unwrap_or("unmatched"),
             &method,
-            status.as_u16(),
+            status,
             started.elapsed(),
         );
     }

@@ -3,10 +3,12 @@
 //! set); [`Admin`] also reads, at every call, that its user is an active
 //! administrator.
 
+use std::future::{ready, Ready};
+
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{web, FromRequest, HttpRequest};
-use futures_util::future::LocalBoxFuture;
+use futures_util::future::{Either, LocalBoxFuture};
 
 use crate::domain::tokens::{AccessClaims, RefreshClaims, TokenError, Tokens};
 use crate::error::{ApiError, Challenge, ErrorCode};
@@ -90,16 +92,12 @@ pub(crate) fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError>
 pub(crate) struct Authenticated(pub AccessClaims);
 
 impl Authenticated {
-    async fn extract(req: &HttpRequest) -> Result<Self, ApiError> {
-        let state = state(req)?;
-        let Some(token) = bearer_token(req) else {
-            return Err(ApiError::new(
-                ErrorCode::InvalidToken,
-                "An access token is required (Authorization: Bearer).",
-            )
-            .with_challenge(Challenge::Bearer));
-        };
-        match verify_live_access(state, token).await {
+    /// The token's claims, or the contract's error for a refusal.
+    fn answer(
+        state: &AppState,
+        outcome: Result<AccessClaims, AccessRefusal>,
+    ) -> Result<Self, ApiError> {
+        match outcome {
             Ok(claims) => Ok(Self(claims)),
             Err(AccessRefusal::Token(e)) => {
                 Err(ApiError::from(e).with_challenge(Challenge::BearerInvalidToken))
@@ -112,6 +110,14 @@ impl Authenticated {
             Err(AccessRefusal::Stale) => Err(stale(state)),
         }
     }
+}
+
+fn missing_bearer() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidToken,
+        "An access token is required (Authorization: Bearer).",
+    )
+    .with_challenge(Challenge::Bearer)
 }
 
 /// `503`: the revocation set could not be confirmed current for too long
@@ -145,17 +151,40 @@ pub(crate) async fn verify_live_access(
     state: &web::Data<AppState>,
     token: &str,
 ) -> Result<AccessClaims, AccessRefusal> {
-    let max_staleness = state.settings.revocation.max_staleness_seconds;
-    if max_staleness > 0 && state.listener.unconfirmed_for().as_secs() >= max_staleness {
-        return Err(AccessRefusal::Stale);
+    if let Some(outcome) = live_access_now(state, token) {
+        return outcome;
     }
     let (claims, kid) = verify_access_and_kid(state, token)
         .await
         .map_err(AccessRefusal::Token)?;
-    if state
-        .revoked
-        .refuses(&claims.sid, claims.auth_time, kid.as_deref())
-    {
+    refuse_revoked(state, claims, kid.as_deref())
+}
+
+/// [`verify_live_access`] without waiting: `None` only for a token naming a
+/// key this instance does not know, which waits for a re-read of the keys.
+/// Every other token (nearly all of them) is decided here, on the request's
+/// own thread, with no future to allocate.
+fn live_access_now(state: &AppState, token: &str) -> Option<Result<AccessClaims, AccessRefusal>> {
+    let max_staleness = state.settings.revocation.max_staleness_seconds;
+    if max_staleness > 0 && state.listener.unconfirmed_for().as_secs() >= max_staleness {
+        return Some(Err(AccessRefusal::Stale));
+    }
+    let now = state.clock.now().timestamp();
+    match state.tokens.verify_access_and_kid(token, now) {
+        Err(TokenError::Invalid) if state.tokens.unknown_kid(token).is_some() => None,
+        Err(e) => Some(Err(AccessRefusal::Token(e))),
+        Ok((claims, kid)) => Some(refuse_revoked(state, claims, kid.as_deref())),
+    }
+}
+
+/// The claims, unless the revocation set refuses their session, sign-in
+/// time or key.
+fn refuse_revoked(
+    state: &AppState,
+    claims: AccessClaims,
+    kid: Option<&str>,
+) -> Result<AccessClaims, AccessRefusal> {
+    if state.revoked.refuses(&claims.sid, claims.auth_time, kid) {
         return Err(AccessRefusal::Revoked);
     }
     Ok(claims)
@@ -163,11 +192,25 @@ pub(crate) async fn verify_live_access(
 
 impl FromRequest for Authenticated {
     type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+    type Future =
+        Either<Ready<Result<Self, ApiError>>, LocalBoxFuture<'static, Result<Self, ApiError>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move { Self::extract(&req).await })
+        let state = match state(req) {
+            Ok(state) => state,
+            Err(e) => return Either::Left(ready(Err(e))),
+        };
+        let Some(token) = bearer_token(req) else {
+            return Either::Left(ready(Err(missing_bearer())));
+        };
+        if let Some(outcome) = live_access_now(state, token) {
+            return Either::Left(ready(Self::answer(state, outcome)));
+        }
+        let (state, token) = (state.clone(), token.to_string());
+        Either::Right(Box::pin(async move {
+            let outcome = verify_live_access(&state, &token).await;
+            Self::answer(&state, outcome)
+        }))
     }
 }
 
