@@ -1,5 +1,5 @@
-//! Signing in and out (API.md section 3): login, refresh, logout, and the token's own view of the caller (`/api/me`,
-//! `/restricted`).
+//! Signing in and out (API.md section 3): login, refresh, logout, and the
+//! token's own view of the caller (`/api/me`, `/restricted`).
 
 use actix_web::http::header::{self, CacheControl, CacheDirective};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
