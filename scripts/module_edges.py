@@ -14,11 +14,30 @@ for d,_,fs in os.walk(root):
         parts=rel.split('/')
         if parts[-1] in ('mod','lib','main'): parts=parts[:-1]
         mods['::'.join(parts)]=p
-def resolve(path):
+# Names a module re-exports (`pub use state::AppState;` in http/mod.rs): an
+# import of `http::AppState` depends on `http::state`.
+reexports={}
+for m,p in mods.items():
+    src=re.sub(r'//.*','',open(p).read())
+    for vis,path in re.findall(r'\bpub(\([^)]*\))? use ([\w:{}, ]+);',src):
+        path=path.replace(' ','')
+        base,_,group=path.partition('{')
+        names=group.rstrip('}').split(',') if group else [base.rsplit('::',1)[-1]]
+        base=base.rstrip(':') if group else base.rsplit('::',1)[0]
+        if base.startswith('crate::'): full=base[7:]
+        elif base.startswith('super::'): full='::'.join(m.split('::')[:-1]+[base[7:]])
+        else: full=(m+'::'+base) if m else base
+        for name in names:
+            name=name.split('::')[-1]
+            if name and name!='self': reexports[(m,name)]=full+'::'+name
+def resolve(path, depth=0):
     parts=path.split('::')
     for n in range(len(parts),0,-1):
         m='::'.join(parts[:n])
-        if m in mods: return m
+        if m in mods:
+            if n<len(parts) and (m,parts[n]) in reexports and depth<5:
+                return resolve('::'.join([reexports[(m,parts[n])]]+parts[n+1:]), depth+1) or m
+            return m
     return None
 edges={}
 for m,p in mods.items():

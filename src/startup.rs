@@ -126,7 +126,7 @@ impl Application {
             listener: listener_status,
             clock,
             dummy_hash: dummy_hash.into(),
-            metrics: http::metrics::Metrics::new().map_err(|e| format!("metrics: {e}"))?,
+            metrics: Arc::new(http::metrics::Metrics::new().map_err(|e| format!("metrics: {e}"))?),
             rate_limit: http::rate_limit::RateLimiter::new(&settings.rate_limit),
             services: registry,
             service_auth_limit: http::rate_limit::RateLimiter::new(&settings.rate_limit),
@@ -142,6 +142,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .app_data(web::Data::from(app_state.metrics.clone()))
                 .app_data(web::QueryConfig::default().error_handler(|e, _| {
                     ApiError::invalid_request(format!("The query string is invalid: {e}")).into()
                 }))

@@ -22,15 +22,10 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use super::AppState;
 use crate::error::ApiError;
 
 /// How stale the live-session count may be, in seconds.
 pub(crate) const LIVE_SESSIONS_EVERY: i64 = 10;
-
-/// How long a scrape waits for a pool connection to count sessions: a busy
-/// pool must not hold up `/metrics`, which matters most at such times.
-const COUNT_CHECKOUT_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Every metric keyward exports.
 pub(crate) struct Metrics {
@@ -219,7 +214,7 @@ impl Metrics {
 
     /// Whether the live sessions are due a count at `now`; claims the
     /// count, so concurrent scrapes do not all go to the database.
-    fn live_sessions_due(&self, now: i64) -> bool {
+    pub(crate) fn live_sessions_due(&self, now: i64) -> bool {
         let mut last = self
             .live_counted_at
             .lock()
@@ -252,19 +247,19 @@ pub(crate) async fn track(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     // The pattern comes from the app's resource map, so it is known before
     // routing; unknown paths share one label.
     let route = req.match_pattern();
     let method = req.method().clone();
     let started = Instant::now();
     let result = next.call(req).await;
-    if let Some(state) = state {
+    if let Some(metrics) = metrics {
         let status = match &result {
             Ok(response) => response.status(),
             Err(e) => e.as_response_error().status_code(),
         };
-        state.metrics.observe_request(
+        metrics.observe_request(
             route.as_deref().unwrap_or("unmatched"),
             &method,
             status,
@@ -274,51 +269,40 @@ pub(crate) async fn track(
     result
 }
 
-/// Sets the gauges that are read, not counted, then encodes everything:
-/// the content type and the body of `/metrics`.
-pub(crate) async fn scrape(state: &AppState) -> Result<(String, Vec<u8>), ApiError> {
-    let metrics = &state.metrics;
-    let now = state.clock.now();
-    let pool = state.pool.state();
-    let idle = i64::from(pool.idle_connections);
-    metrics
-        .pool_connections
-        .with_label_values(&["idle"])
-        .set(idle);
-    metrics
-        .pool_connections
-        .with_label_values(&["in_use"])
-        .set(i64::from(pool.connections) - idle);
-    metrics.pool_max.set(i64::from(state.pool.max_size()));
-    metrics
-        .listener_healthy
-        .set(i64::from(state.listener.is_healthy()));
-    metrics
-        .verifying_keys
-        .set(i64::try_from(state.tokens.verifying_keys(now.timestamp())).unwrap_or(i64::MAX));
-    metrics
-        .revoked_in_memory
-        .set(i64::try_from(state.revoked.len()).unwrap_or(i64::MAX));
-    if metrics.live_sessions_due(now.timestamp()) {
-        let pool = state.pool.clone();
-        let counted = web::block(move || {
-            let mut conn = pool
-                .get_timeout(COUNT_CHECKOUT_TIMEOUT)
-                .map_err(|e| e.to_string())?;
-            crate::db::sessions::count_live(&mut conn, now).map_err(|e| e.to_string())
-        })
-        .await;
-        match counted {
-            Ok(Ok(live)) => metrics.live_sessions.set(live),
-            // The gauge keeps its last value; the scrape still answers.
-            Ok(Err(e)) => log::warn!("cannot count live sessions: {e}"),
-            Err(e) => log::warn!("cannot count live sessions: {e}"),
-        }
+/// The gauges that are read, not counted, at each scrape.
+pub(crate) struct Gauges {
+    pub(crate) pool_idle: i64,
+    pub(crate) pool_connections: i64,
+    pub(crate) pool_max: i64,
+    pub(crate) listener_healthy: bool,
+    pub(crate) verifying_keys: usize,
+    pub(crate) revoked_in_memory: usize,
+}
+
+impl Metrics {
+    /// Sets the gauges, then encodes everything: the content type and the
+    /// body of `/metrics`.
+    pub(crate) fn render(&self, gauges: Gauges) -> Result<(String, Vec<u8>), ApiError> {
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        let pool = &self.pool_connections;
+        pool.with_label_values(&["idle"]).set(gauges.pool_idle);
+        pool.with_label_values(&["in_use"])
+            .set(gauges.pool_connections - gauges.pool_idle);
+        self.pool_max.set(gauges.pool_max);
+        self.listener_healthy
+            .set(i64::from(gauges.listener_healthy));
+        self.verifying_keys.set(count(gauges.verifying_keys));
+        self.revoked_in_memory.set(count(gauges.revoked_in_memory));
+        let encoder = TextEncoder::new();
+        let mut body = Vec::new();
+        encoder
+            .encode(&self.registry.gather(), &mut body)
+            .map_err(ApiError::internal)?;
+        Ok((encoder.format_type().to_string(), body))
     }
-    let encoder = TextEncoder::new();
-    let mut body = Vec::new();
-    encoder
-        .encode(&metrics.registry.gather(), &mut body)
-        .map_err(ApiError::internal)?;
-    Ok((encoder.format_type().to_string(), body))
+
+    /// The live sessions, counted now (see [`Metrics::live_sessions_due`]).
+    pub(crate) fn set_live_sessions(&self, live: i64) {
+        self.live_sessions.set(live);
+    }
 }

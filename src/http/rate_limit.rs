@@ -25,8 +25,6 @@ use std::sync::{Mutex, PoisonError};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::extract::Client;
-use super::AppState;
 use crate::config::RateLimitSettings;
 use crate::error::{ApiError, ErrorCode};
 
@@ -222,12 +220,6 @@ impl<K: Hash + Eq> RateLimiter<K> {
     }
 }
 
-/// Counts an attempt at login or register by the request's client;
-/// `429 rate_limited` with `Retry-After` when its budget is spent.
-pub(crate) fn check_client(state: &AppState, client: &Client) -> Result<(), ApiError> {
-    count_attempt(&state.rate_limit, client.ip.as_deref(), state.clock.now())
-}
-
 /// Takes one of `ip`'s tokens from `limiter`, or answers `429 rate_limited`
 /// with `Retry-After`.
 pub(crate) fn count_attempt(
@@ -249,8 +241,12 @@ pub(crate) fn count_attempt(
 /// when the session has spent its budget. Called once the refresh token's
 /// signature is verified, so that only a holder of the session's tokens
 /// spends its budget.
-pub(crate) fn check_session(state: &AppState, session: Uuid) -> Result<(), ApiError> {
-    match state.refresh_limit.check_key(session, state.clock.now()) {
+pub(crate) fn check_session(
+    limiter: &RateLimiter<Uuid>,
+    session: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    match limiter.check_key(session, now) {
         Decision::Allowed => Ok(()),
         Decision::Limited { retry_after } => Err(ApiError::new(
             ErrorCode::RateLimited,

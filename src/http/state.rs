@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::client_addr::ProxyTrust;
 use super::metrics::Metrics;
-use super::rate_limit::RateLimiter;
+use super::rate_limit::{self, RateLimiter};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::DbPool;
@@ -39,7 +39,7 @@ pub struct AppState {
     /// Verified against for unknown usernames (see `services::accounts`).
     pub(crate) dummy_hash: Arc<str>,
     /// This instance's Prometheus registry (`/metrics`).
-    pub(crate) metrics: Metrics,
+    pub(crate) metrics: Arc<Metrics>,
     /// The per-client-IP limit on login and register (this instance only).
     pub(crate) rate_limit: RateLimiter,
     /// The services whose credentials introspection and the revocation
@@ -107,6 +107,18 @@ impl AppState {
         .await
         .map_err(ApiError::internal)?
         .map_err(Into::into)
+    }
+
+    /// Counts an attempt at login, registration or a password change from
+    /// the client address `ip` (`rate_limit.per_ip_per_minute`, this instance);
+    /// `429 rate_limited` with `Retry-After` when its budget is spent.
+    pub(crate) fn limit_client(&self, ip: Option<&str>) -> Result<(), ApiError> {
+        rate_limit::count_attempt(&self.rate_limit, ip, self.clock.now())
+    }
+
+    /// Counts a refresh of `session` (`rate_limit.refresh_per_session_per_minute`).
+    pub(crate) fn limit_refresh(&self, session: Uuid) -> Result<(), ApiError> {
+        rate_limit::check_session(&self.refresh_limit, session, self.clock.now())
     }
 
     /// Refuses the access tokens of sessions just revoked on this instance at

@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::http::doc::{AccessErrors, BodyErrors, ErrorBody};
 use crate::http::extract::body::{optional_text, required};
 use crate::http::extract::{Authenticated, Body, Client, IdInPath};
-use crate::http::{rate_limit, AppState};
+use crate::http::AppState;
 use crate::services::self_service::{self, PasswordChange};
 use crate::services::session_policy;
 
@@ -220,7 +220,7 @@ pub(crate) async fn change_password(
 ) -> Result<HttpResponse, ApiError> {
     // A stolen access token must not buy unlimited guesses at the current
     // password: the same per-client budget as login.
-    rate_limit::check_client(&state, &client)?;
+    state.limit_client(client.ip.as_deref())?;
     let change = body.0.into_change(&auth, client.ip)?;
     let (shared, now) = (state.clone().into_inner(), state.clock.now());
     let revoked = state

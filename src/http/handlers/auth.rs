@@ -15,7 +15,6 @@ use crate::http::extract::access::{bearer_token, verify_access_and_kid, verify_r
 use crate::http::extract::body::required;
 use crate::http::extract::presented_refresh::RefreshRequest;
 use crate::http::extract::{Authenticated, Body, Client, PresentedRefresh};
-use crate::http::rate_limit;
 use crate::http::AppState;
 use crate::services::accounts::{self, LoginAttempt};
 use crate::services::refresh::{self, RefreshError};
@@ -51,7 +50,7 @@ pub(crate) async fn login(
     client: Client,
     body: Body<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    rate_limit::check_client(&state, &client)?;
+    state.limit_client(client.ip.as_deref())?;
     let attempt = LoginAttempt {
         username: required(body.0.username, "username")?,
         password: required(body.0.password, "password")?,
@@ -92,7 +91,7 @@ pub(crate) async fn refresh_pair(
     presented: PresentedRefresh,
 ) -> Result<HttpResponse, ApiError> {
     let claims = verify_refresh(&state, &presented.required()?).await?;
-    rate_limit::check_session(&state, claims.sid)?;
+    state.limit_refresh(claims.sid)?;
     let (now, session) = (state.clock.now(), claims.sid);
     let (shared, ip) = (state.clone().into_inner(), client.ip.clone());
     let outcome = state

@@ -12,7 +12,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::http::doc::{BodyErrors, ErrorBody};
 use crate::http::extract::body::{optional_text, required};
 use crate::http::extract::{Body, Client};
-use crate::http::{rate_limit, AppState};
+use crate::http::AppState;
 use crate::services::accounts;
 
 /// The longest display name, in characters.
@@ -95,7 +95,7 @@ pub(crate) async fn register(
     client: Client,
     body: Body<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    rate_limit::check_client(&state, &client)?;
+    state.limit_client(client.ip.as_deref())?;
     if !state.settings.auth.allow_registration {
         return Err(ApiError::new(
             ErrorCode::Forbidden,

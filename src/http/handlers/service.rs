@@ -2,7 +2,10 @@
 //! keys (`/.well-known/jwks.json`), `/metrics` and `/openapi.json`.
 
 use actix_web::http::header::{CacheControl, CacheDirective};
+use std::time::Duration;
+
 use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
 use diesel::connection::SimpleConnection;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -11,7 +14,8 @@ use crate::db::StoreError;
 use crate::domain::tokens::PublicJwk;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::doc::ErrorBody;
-use crate::http::{metrics as prometheus, AppState};
+use crate::http::metrics::Gauges;
+use crate::http::AppState;
 
 type State = web::Data<AppState>;
 
@@ -141,8 +145,43 @@ pub(crate) async fn jwks(state: State) -> HttpResponse {
     )
 )]
 pub(crate) async fn metrics(state: State) -> Result<HttpResponse, ApiError> {
-    let (content_type, body) = prometheus::scrape(&state).await?;
+    let now = state.clock.now();
+    if state.metrics.live_sessions_due(now.timestamp()) {
+        count_live_sessions(&state, now).await;
+    }
+    let pool = state.pool.state();
+    let (content_type, body) = state.metrics.render(Gauges {
+        pool_idle: i64::from(pool.idle_connections),
+        pool_connections: i64::from(pool.connections),
+        pool_max: i64::from(state.pool.max_size()),
+        listener_healthy: state.listener.is_healthy(),
+        verifying_keys: state.tokens.verifying_keys(now.timestamp()),
+        revoked_in_memory: state.revoked.len(),
+    })?;
     Ok(HttpResponse::Ok().content_type(content_type).body(body))
+}
+
+/// How long a scrape waits for a pool connection to count sessions: a busy
+/// pool must not hold up `/metrics`, which matters most at such times.
+const COUNT_CHECKOUT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Counts the live sessions for their gauge, which otherwise keeps its last
+/// value: the scrape answers either way. Its own short checkout, not
+/// [`AppState::db`], for that reason.
+async fn count_live_sessions(state: &AppState, now: DateTime<Utc>) {
+    let pool = state.pool.clone();
+    let counted = web::block(move || {
+        let mut conn = pool
+            .get_timeout(COUNT_CHECKOUT_TIMEOUT)
+            .map_err(|e| e.to_string())?;
+        crate::db::sessions::count_live(&mut conn, now).map_err(|e| e.to_string())
+    })
+    .await;
+    match counted {
+        Ok(Ok(live)) => state.metrics.set_live_sessions(live),
+        Ok(Err(e)) => log::warn!("cannot count live sessions: {e}"),
+        Err(e) => log::warn!("cannot count live sessions: {e}"),
+    }
 }
 
 /// The OpenAPI document of every route (see `http::routes`).
