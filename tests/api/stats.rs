@@ -244,9 +244,9 @@ async fn a_rolled_up_hour_counts_what_the_live_count_counted() {
 
 #[actix_web::test]
 async fn rolling_up_twice_or_from_two_connections_at_once_changes_nothing() {
-    // Arrange
+    // Arrange: past the margin, so every hour but the current one is complete.
     let h = spawn_app().await;
-    let current = to_half_past(&h);
+    let current = to_minutes_past(&h, ROLLUP_MARGIN.num_minutes() + 5);
     let hour = |n: i64| current - TimeDelta::hours(n);
     insert_event(&h.db, hour(1), "login_succeeded", "{}");
     insert_event(&h.db, hour(2), "refreshed", "{}");
@@ -308,7 +308,7 @@ async fn rolling_up_twice_or_from_two_connections_at_once_changes_nothing() {
 async fn events_deleted_after_their_hour_was_rolled_up_still_count() {
     // Arrange: events two days back, rolled up by the cleanup job's step.
     let h = spawn_app().await;
-    let current = to_half_past(&h);
+    let current = to_minutes_past(&h, ROLLUP_MARGIN.num_minutes() + 5);
     let hour = current - TimeDelta::hours(50);
     insert_event(&h.db, hour, "login_succeeded", "{}");
     insert_event(&h.db, hour, "login_succeeded", "{}");
