@@ -15,7 +15,9 @@
 //! run, and a busy server's event log outgrows any such cap.
 //!
 //! Every instance runs the job; the deletes are idempotent, so two instances
-//! sweeping at once only share the work.
+//! sweeping at once only share the work. Each run first rolls up the event
+//! counts of completed hours for `GET /admin/stats` (`services::stats::roll_up`),
+//! idempotent too.
 
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -227,6 +229,13 @@ fn run_once(
             return true;
         }
     };
+    // Before the deletes: an hour rolled up keeps its counts in the overview
+    // after its events are gone.
+    match crate::services::stats::roll_up(&mut conn, now) {
+        Ok(0) => {}
+        Ok(n) => log::info!("cleanup: rolled up the event counts of {n} completed hours"),
+        Err(e) => log::warn!("rollup of event counts failed (retried at the next run): {e}"),
+    }
     let finished = match sweep_for(&mut conn, retention, now, RUN_BUDGET, stop) {
         Ok(Run { swept, finished }) => {
             log::info!(

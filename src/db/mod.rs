@@ -3,6 +3,7 @@
 
 pub(crate) mod drain;
 pub(crate) mod ephemeral;
+pub(crate) mod event_hours;
 pub(crate) mod events;
 pub(crate) mod keys;
 mod migrate;

@@ -1,6 +1,17 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    event_hours (hour) {
+        hour -> Timestamptz,
+        logins -> Int8,
+        failed_logins -> Int8,
+        refreshes -> Int8,
+        reuse_detected -> Int8,
+        revocations -> Int8,
+    }
+}
+
+diesel::table! {
     events (id) {
         id -> Int8,
         at -> Timestamptz,
@@ -95,6 +106,7 @@ diesel::table! {
 diesel::joinable!(sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    event_hours,
     events,
     login_throttle,
     revocations,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use serde_json::json;
 
 use crate::support::app::*;
@@ -222,4 +222,78 @@ async fn a_sign_in_in_the_same_second_after_signing_everyone_out_stays_signed_in
     let refreshed = h.refresh(&pair.refresh_token).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.text);
     assert_eq!(h.me(&refreshed.token_pair()).await.status, 200);
+}
+
+/// Moves the app's clock a few seconds on (past the cut-offs of earlier
+/// tries) and then to just after the start of a second; returns that second.
+fn to_start_of_a_second(h: &Harness) -> DateTime<Utc> {
+    h.clock.advance(TimeDelta::seconds(3));
+    let into_second = TimeDelta::nanoseconds(i64::from(h.clock.now().nanosecond()));
+    h.clock
+        .advance(TimeDelta::seconds(1) - into_second + TimeDelta::milliseconds(5));
+    DateTime::from_timestamp(h.clock.now().timestamp(), 0).unwrap()
+}
+
+#[actix_web::test]
+async fn a_second_sign_everyone_out_in_the_same_second_ends_a_sign_in_between_them() {
+    // Arrange
+    let h = spawn_app().await;
+    let (admin_user, _) = h.admin(&h.db).await;
+    // The three requests must fall in one second of the app's clock; on a
+    // loaded machine they may not, and then the next second is tried.
+    let mut outcome = None;
+    for _ in 0..5 {
+        let admin = h.login(&admin_user).await.token_pair().access_token;
+        let second = to_start_of_a_second(&h);
+        let first = h
+            .post_json("/admin/sessions/revoke", &json!({}), Some(&admin))
+            .await;
+        assert_eq!(first.status, 200, "{}", first.text);
+        // The sign-in between: it records the first cut-off, the next
+        // second, as its sign-in time (`sign_in_time`).
+        let between = h.login(&admin_user).await.token_pair();
+
+        // Act: signing everyone out again, within the same second.
+        let again = h
+            .post_json(
+                "/admin/sessions/revoke",
+                &json!({}),
+                Some(&between.access_token),
+            )
+            .await;
+        if h.clock.now().timestamp() == second.timestamp() {
+            outcome = Some((second, between, again));
+            break;
+        }
+    }
+    let (second, between, again) = outcome.expect("five tries never fitted in one second");
+
+    // Assert: the second cut-off moved past the first, and ended the sign-in
+    // between them (the caller's own session).
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.json, json!({"revoked": 1}));
+    assert_eq!(
+        created_at(&h.db, &between.session_id),
+        second + TimeDelta::seconds(1)
+    );
+    assert_eq!(
+        revoked_reason(&h.db, &between.session_id).as_deref(),
+        Some("revoked_all")
+    );
+    let cut_offs = query_texts(
+        &h.db,
+        "SELECT extract(epoch FROM auth_before)::bigint::text AS value FROM revocations \
+         ORDER BY id DESC LIMIT 2",
+    );
+    let expected = [2, 1].map(|s| (second.timestamp() + s).to_string());
+    assert_eq!(cut_offs, expected);
+    let refused = eventually(Duration::from_secs(1), || async {
+        h.me(&between).await.status == 401
+    })
+    .await;
+    assert!(refused.is_some(), "the sign-in between still works");
+    h.me(&between).await.assert_error(401, "session_revoked");
+    h.refresh(&between.refresh_token)
+        .await
+        .assert_error(401, "session_revoked");
 }
