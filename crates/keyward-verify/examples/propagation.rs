@@ -6,17 +6,20 @@
 //!   `resource_server` example), over `REVOCATIONS` logouts (default 200):
 //!   p50, p99, max;
 //! - the resource server's protected route (`/me`, a token verified per
-//!   request) against its unprotected one (`/health`), requests/s with
-//!   `wrk`, interleaved in the same run.
+//!   request, cycling through `TOKENS` distinct tokens, default 200)
+//!   against its unprotected one (`/health`), requests/s with `wrk`
+//!   (`-t1 -c16`, `SECONDS` per slice, default 3), in `ROUNDS` interleaved
+//!   rounds (default 5): each round's ratio, their median and spread.
 //!
 //! It starts keyward (`KEYWARD_BIN`, default the `keyward` binary beside
 //! this one's folder) on a fresh database of the PostgreSQL at
 //! `PG_URL` (default `postgres://postgres@127.0.0.1:5432`), which it drops
 //! at the end.
 //!
+//! It needs `wrk` and `dropdb` on the `PATH`.
+//!
 //! ```text
-//! cargo build --release --bin keyward
-//! cargo build --release -p keyward-verify --features actix --examples
+//! cargo build --release --workspace --examples --bin keyward
 //! target/release/examples/propagation
 //! ```
 
@@ -80,11 +83,29 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i - 1]
 }
 
-fn wrk(url: &str, token: Option<&str>) -> Result<f64, Error> {
+/// A wrk script cycling through the tokens in the file `$TOKENS` (one a
+/// line) as Bearer tokens, from a random place (wrk itself reports answers
+/// other than 2xx, which fail the run).
+const CYCLE_TOKENS_LUA: &str = r#"
+local tokens = {}
+for line in io.lines(os.getenv("TOKENS")) do tokens[#tokens + 1] = line end
+local i = math.random(#tokens)
+request = function()
+  i = i % #tokens + 1
+  return wrk.format("GET", nil, { ["Authorization"] = "Bearer " .. tokens[i] })
+end
+"#;
+
+/// Requests/s of `wrk` on `url`, with `script` (and its environment) if given.
+fn wrk(
+    url: &str,
+    seconds: u64,
+    script: Option<(&std::path::Path, &std::path::Path)>,
+) -> Result<f64, Error> {
     let mut command = Command::new("wrk");
-    command.args(["-t1", "-c16", "-d3s", "--latency", url]);
-    if let Some(token) = token {
-        command.args(["-H", &format!("Authorization: Bearer {token}")]);
+    command.args(["-t1", "-c16", &format!("-d{seconds}s"), url]);
+    if let Some((script, tokens)) = script {
+        command.arg("-s").arg(script).env("TOKENS", tokens);
     }
     let out = String::from_utf8(command.output()?.stdout)?;
     if out.contains("Non-2xx") {
@@ -277,23 +298,47 @@ async fn run(
         ms(*delays.last().ok_or("no revocation measured")?),
     );
 
-    let (_, pair) = http.post("/auth/login", user, None).await?;
-    let token = pair["access_token"].as_str().ok_or("no token")?.to_string();
-    let health = format!("{rs}/health");
-    let (mut open, mut protected) = (Vec::new(), Vec::new());
-    for _ in 0..3 {
-        open.push(wrk(&health, None)?);
-        protected.push(wrk(&me, Some(&token))?);
-    }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+    let var = |name: &str, default: usize| -> Result<usize, Error> {
+        Ok(std::env::var(name).map_or(Ok(default), |v| v.parse())?)
     };
-    let (open, protected) = (median(&mut open), median(&mut protected));
+    let (tokens, rounds, seconds) = (var("TOKENS", 200)?, var("ROUNDS", 5)?, var("SECONDS", 3)?);
+    let dir = std::env::temp_dir().join(format!("keyward-propagation-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let (script, token_file) = (dir.join("cycle.lua"), dir.join("tokens"));
+    std::fs::write(&script, CYCLE_TOKENS_LUA)?;
+    let mut lines = String::new();
+    for _ in 0..tokens.max(1) {
+        let (_, pair) = http.post("/auth/login", user.clone(), None).await?;
+        lines.push_str(pair["access_token"].as_str().ok_or("no token")?);
+        lines.push('\n');
+    }
+    std::fs::write(&token_file, lines)?;
+    let health = format!("{rs}/health");
+    let mut ratios = Vec::new();
+    let (mut open_sum, mut protected_sum) = (0.0, 0.0);
+    for round in 1..=rounds.max(1) {
+        let open = wrk(&health, seconds as u64, None)?;
+        let protected = wrk(&me, seconds as u64, Some((&script, &token_file)))?;
+        println!(
+            "round {round}: /health {open:.0} req/s, /me {protected:.0} req/s, ratio {:.3}",
+            protected / open
+        );
+        ratios.push(protected / open);
+        open_sum += open;
+        protected_sum += protected;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    ratios.sort_by(f64::total_cmp);
     println!(
-        "resource server (wrk -t1 -c16 -d3s, 3 interleaved rounds, medians): \
-         /health {open:.0} req/s, /me {protected:.0} req/s, ratio {:.2}",
-        protected / open
+        "resource server (wrk -t1 -c16 -d{seconds}s, {} interleaved rounds, {tokens} distinct tokens on /me): \
+         ratio median {:.3}, min {:.3}, max {:.3}; overall {:.3} ({:.0} vs {:.0} req/s)",
+        ratios.len(),
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1],
+        protected_sum / open_sum,
+        protected_sum / ratios.len() as f64,
+        open_sum / ratios.len() as f64,
     );
     Ok(())
 }
