@@ -19,7 +19,7 @@ import base64
 import json
 import os
 import resource
-import select
+import selectors
 import socket
 import subprocess
 import sys
@@ -63,16 +63,40 @@ def measure(pid, seconds, subscribers):
     return rss, (cpu1 - cpu0) / (time.monotonic() - t0)
 
 
-def drain(socks, timeout):
-    if not socks:
+class Subscribers:
+    """The open streams, watched with epoll (select() stops at fd 1024)."""
+
+    def __init__(self):
+        self.socks = []
+        self.sel = selectors.DefaultSelector()
+        # The streams that answered 200 and sent their reset.
+        self.reset = set()
+
+    def add(self, sock):
+        self.socks.append(sock)
+        self.sel.register(sock, selectors.EVENT_READ)
+
+    def close(self):
+        for s in self.socks:
+            s.close()
+        self.sel.close()
+
+    def __len__(self):
+        return len(self.socks)
+
+
+def drain(subscribers, timeout):
+    """Reads whatever the subscribers were sent, waiting up to `timeout`."""
+    if not subscribers:
         time.sleep(timeout)
         return
-    ready, _, _ = select.select(socks, [], [], timeout)
-    for s in ready:
+    for key, _ in subscribers.sel.select(timeout):
         try:
-            s.recv(65536)
+            data = key.fileobj.recv(65536)
         except OSError:
-            pass
+            continue
+        if b"event: reset" in data:
+            subscribers.reset.add(key.fileobj.fileno())
 
 
 def subscribe(port, auth):
@@ -97,7 +121,7 @@ def main():
     env = dict(os.environ, DATABASE_URL=f"{PG}/{db}", KEYWARD__SERVER__PORT=str(port),
                KEYWARD__RATE_LIMIT__ENABLED="false", RUST_LOG="warn")
     server = None
-    subscribers = []
+    subscribers = Subscribers()
     try:
         subprocess.run([args.binary, "migrate"], env=env, check=True,
                        stdout=subprocess.DEVNULL)
@@ -115,23 +139,24 @@ def main():
             except OSError:
                 time.sleep(0.1)
         time.sleep(1)
-        idle_rss, idle_cpu = measure(server.pid, args.seconds, [])
+        idle_rss, idle_cpu = measure(server.pid, args.seconds, Subscribers())
         for _ in range(args.subscribers):
-            subscribers.append(subscribe(port, auth))
+            subscribers.add(subscribe(port, auth))
         # Let every stream answer and send its reset before measuring.
         settle = time.monotonic() + 3
         while time.monotonic() < settle:
             drain(subscribers, 0.2)
         subs_rss, subs_cpu = measure(server.pid, args.seconds, subscribers)
         n = len(subscribers)
+        if len(subscribers.reset) < n:
+            print(f"warning: only {len(subscribers.reset)} of {n} streams sent their reset")
         print(f"keyward ({args.binary}), {args.seconds:g} s each, same run:")
         print(f"  no subscriber:     RSS {idle_rss / 2**20:7.1f} MiB, CPU {idle_cpu * 100:5.2f} %")
         print(f"  {n} subscribers: RSS {subs_rss / 2**20:7.1f} MiB, CPU {subs_cpu * 100:5.2f} %")
         print(f"  per subscriber:    {(subs_rss - idle_rss) / n / 1024:.1f} KiB, "
               f"{(subs_cpu - idle_cpu) * 100 / n * 1000:.2f} m% CPU")
     finally:
-        for s in subscribers:
-            s.close()
+        subscribers.close()
         if server is not None:
             server.terminate()
             try:

@@ -148,3 +148,30 @@ fn an_old_entry_above_the_watermark_is_kept_until_the_watermark_passes_it() {
     assert!(is_current(&f, &reset.cursor));
     assert!(!is_current(&f, &Cursor::start(TAG)));
 }
+
+#[test]
+fn an_empty_feed_answers_a_cursor_that_misses_nothing_committed_later() {
+    // Nothing revoked yet; the read saw a snapshot xmin of 20, so
+    // transactions 20 and up may still commit entries.
+    let f = feed();
+    f.extend(Vec::new(), 20, at(1000));
+    let empty = f.page(None, 1000);
+    assert!(empty.reset && empty.entries.is_empty());
+    assert_eq!((empty.cursor.tx, empty.cursor.upto), (20, 0));
+    let resumed = f.page(Some(&empty.cursor), 1000);
+    assert!(!resumed.reset, "an empty feed's cursor is current");
+    // Transaction 20 (running at the read) and 25 commit afterwards, 25 read
+    // first.
+    f.extend(vec![entry(8, 25, 1000)], 20, at(1000));
+    f.extend(vec![entry(7, 20, 1000), entry(8, 25, 1000)], 26, at(1000));
+    let later = f.page(Some(&empty.cursor), 1000);
+    assert!(!later.reset);
+    assert_eq!(ids(&later), vec![7, 8]);
+    // Still current once the horizon has passed over an empty stretch.
+    let quiet = feed();
+    quiet.extend(Vec::new(), 20, at(1000));
+    let cursor = quiet.page(None, 1000).cursor;
+    quiet.extend(Vec::new(), 500, at(5000));
+    assert_eq!(quiet.prune(at(5000)), 0);
+    assert!(!quiet.page(Some(&cursor), 1000).reset);
+}

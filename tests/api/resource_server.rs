@@ -110,6 +110,32 @@ async fn signed_in(app: &TestApp) -> (User, TokenPair) {
 
 const SECOND: Duration = Duration::from_secs(1);
 
+async fn log_out(app: &TestApp, pair: &TokenPair) {
+    let request = app
+        .client
+        .post(app.url("/auth/logout"))
+        .bearer_auth(&pair.access_token);
+    assert_eq!(request.send().await.unwrap().status(), 204);
+}
+
+/// A proxy to a free port, that port, and keyward's URL through the proxy.
+fn proxy_to_a_free_port() -> (Proxy, u16, String) {
+    let port = free_port();
+    let proxy = Proxy::start(format!("127.0.0.1:{port}"));
+    let proxied = format!("http://127.0.0.1:{}", proxy.port);
+    (proxy, port, proxied)
+}
+
+/// Cuts the connection through `proxy` and waits until `rs` has noticed.
+async fn cut(proxy: &Proxy, rs: &ResourceServer) {
+    proxy.cut();
+    let gone = eventually(5 * SECOND, || async {
+        !rs.verifier.feed_status().connected
+    })
+    .await;
+    assert!(gone.is_some(), "the verifier notices the cut");
+}
+
 #[actix_web::test]
 async fn the_access_tokens_of_every_kind_of_ended_session_are_refused_within_a_second() {
     let h = spawn_app_with(eddsa).await;
@@ -133,14 +159,7 @@ async fn the_access_tokens_of_every_kind_of_ended_session_are_refused_within_a_s
         rs.assert_accepts(&pair.access_token).await;
     }
 
-    let logout = h
-        .client
-        .post(h.url("/auth/logout"))
-        .bearer_auth(&logged_out.access_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(logout.status(), 204);
+    log_out(&h, &logged_out).await;
     let path = format!("/admin/users/{}/ban", banned_user.id);
     let r = h.post_json(&path, &json!({}), Some(&admin_token)).await;
     assert_eq!(r.status, 204, "{}", r.text);
@@ -195,14 +214,7 @@ async fn a_keyward_restart_is_resumed_by_cursor_and_nothing_is_missed() {
     let (_, before) = signed_in(&first).await;
     let (during_user, during) = signed_in(&first).await;
     let (_, after) = signed_in(&first).await;
-    let logout = |app: &TestApp, pair: &TokenPair| {
-        let request = app
-            .client
-            .post(app.url("/auth/logout"))
-            .bearer_auth(&pair.access_token);
-        async move { assert_eq!(request.send().await.unwrap().status(), 204) }
-    };
-    logout(&first, &before).await;
+    log_out(&first, &before).await;
     rs.assert_refused_within(&before.access_token, SECOND, Reason::Logout)
         .await;
 
@@ -218,7 +230,7 @@ async fn a_keyward_restart_is_resumed_by_cursor_and_nothing_is_missed() {
         String::from_utf8_lossy(&out.stderr)
     );
     let second = keyward_at(&db, port, None).await;
-    logout(&second, &after).await;
+    log_out(&second, &after).await;
 
     for (pair, reason) in [(&during, Reason::Admin), (&after, Reason::Logout)] {
         rs.assert_refused_within(&pair.access_token, 5 * SECOND, reason)
@@ -233,9 +245,7 @@ async fn a_keyward_restart_is_resumed_by_cursor_and_nothing_is_missed() {
 #[actix_web::test]
 async fn a_cut_connection_is_resumed_by_cursor_once_restored() {
     let db = TestDb::new();
-    let port = free_port();
-    let proxy = Proxy::start(format!("127.0.0.1:{port}"));
-    let proxied = format!("http://127.0.0.1:{}", proxy.port);
+    let (proxy, port, proxied) = proxy_to_a_free_port();
     let app = keyward_at(&db, port, Some(proxied.clone())).await;
     let rs = ResourceServer::start(&proxied, &app.create_service()).await;
     let (_, cut_off) = signed_in(&app).await;
@@ -243,31 +253,12 @@ async fn a_cut_connection_is_resumed_by_cursor_once_restored() {
     let (_, earlier) = signed_in(&app).await;
     rs.assert_accepts(&cut_off.access_token).await;
     // One revocation before the cut, so that the verifier holds a cursor.
-    let logout = app
-        .client
-        .post(app.url("/auth/logout"))
-        .bearer_auth(&earlier.access_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(logout.status(), 204);
+    log_out(&app, &earlier).await;
     rs.assert_refused_within(&earlier.access_token, SECOND, Reason::Logout)
         .await;
 
-    proxy.cut();
-    let gone = eventually(5 * SECOND, || async {
-        !rs.verifier.feed_status().connected
-    })
-    .await;
-    assert!(gone.is_some(), "the verifier notices the cut");
-    let logout = app
-        .client
-        .post(app.url("/auth/logout"))
-        .bearer_auth(&cut_off.access_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(logout.status(), 204);
+    cut(&proxy, &rs).await;
+    log_out(&app, &cut_off).await;
     proxy.restore();
 
     rs.assert_refused_within(&cut_off.access_token, 5 * SECOND, Reason::Logout)
@@ -276,6 +267,40 @@ async fn a_cut_connection_is_resumed_by_cursor_once_restored() {
     let status = rs.verifier.feed_status();
     assert!(status.connections >= 2, "{status:?}");
     assert_eq!(status.resets, 1, "resumed by cursor, not reset: {status:?}");
+}
+
+#[actix_web::test]
+async fn a_verifier_started_on_an_empty_feed_resumes_without_a_reset() {
+    let db = TestDb::new();
+    let (proxy, port, proxied) = proxy_to_a_free_port();
+    let first = keyward_at(&db, port, Some(proxied.clone())).await;
+    // Nothing has ever been revoked when it connects.
+    let rs = ResourceServer::start(&proxied, &first.create_service()).await;
+    let (_, cut_off) = signed_in(&first).await;
+    let (_, restarted) = signed_in(&first).await;
+    let (_, bystander) = signed_in(&first).await;
+    let status = rs.verifier.feed_status();
+    assert_eq!(status.entries, 0, "{status:?}");
+    assert!(status.cursor.is_some(), "an empty feed gave no cursor");
+
+    // A cut connection, a revocation meanwhile, the connection restored.
+    cut(&proxy, &rs).await;
+    log_out(&first, &cut_off).await;
+    proxy.restore();
+    rs.assert_refused_within(&cut_off.access_token, 5 * SECOND, Reason::Logout)
+        .await;
+
+    // A restart of keyward, and a revocation after it.
+    first.shut_down().await;
+    let second = keyward_at(&db, port, Some(proxied.clone())).await;
+    log_out(&second, &restarted).await;
+    rs.assert_refused_within(&restarted.access_token, 5 * SECOND, Reason::Logout)
+        .await;
+    rs.assert_accepts(&bystander.access_token).await;
+    let status = rs.verifier.feed_status();
+    assert!(status.connections >= 3, "{status:?}");
+    assert_eq!(status.resets, 1, "resumed by cursor, not reset: {status:?}");
+    assert_eq!(status.entries, 2, "{status:?}");
 }
 
 #[actix_web::test]

@@ -50,6 +50,38 @@ async fn logout(app: &TestApp, pair: &TokenPair) {
     assert_eq!(r.status, 204, "{}", r.text);
 }
 
+/// Two instances of one keyward (rate limits off), a service both know,
+/// and `n` sessions of one user.
+async fn two_instances_signed_in(n: usize) -> (Harness, TestApp, Service, Vec<TokenPair>) {
+    let a = spawn_app_with(|s| s.rate_limit.enabled = false).await;
+    let b = second_instance(&a).await;
+    let service = a.create_service();
+    b.state
+        .services
+        .reload(&mut b.state.pool.get().unwrap())
+        .unwrap();
+    let user = a.register().await;
+    let mut pairs = Vec::new();
+    for _ in 0..n {
+        pairs.push(a.login(&user).await.token_pair());
+    }
+    (a, b, service, pairs)
+}
+
+/// Logs `pairs` out, half on each instance, all released at once.
+async fn log_out_at_once(a: &TestApp, b: &TestApp, pairs: &[TokenPair]) {
+    let barrier = Arc::new(tokio::sync::Barrier::new(pairs.len()));
+    let logouts = pairs.iter().enumerate().map(|(i, pair)| {
+        let barrier = barrier.clone();
+        let app = if i % 2 == 0 { a } else { b };
+        async move {
+            barrier.wait().await;
+            logout(app, pair).await;
+        }
+    });
+    futures_util::future::join_all(logouts).await;
+}
+
 /// A cursor past everything revoked so far.
 async fn newest_cursor(app: &TestApp, service: &Service) -> String {
     let first = feed(app, service, None, 0).await;
@@ -60,30 +92,9 @@ async fn newest_cursor(app: &TestApp, service: &Service) -> String {
 
 #[actix_web::test]
 async fn revocations_committed_at_once_on_two_instances_all_reach_a_consumer_of_both() {
-    let a = spawn_app_with(|s| s.rate_limit.enabled = false).await;
-    let b = second_instance(&a).await;
-    let service = a.create_service();
-    b.state
-        .services
-        .reload(&mut b.state.pool.get().unwrap())
-        .unwrap();
-    let user = a.register().await;
-    let mut pairs = Vec::new();
-    for _ in 0..40 {
-        pairs.push(a.login(&user).await.token_pair());
-    }
+    let (a, b, service, pairs) = two_instances_signed_in(40).await;
     let start = newest_cursor(&a, &service).await;
 
-    // Half the logouts on each instance, all released at once.
-    let barrier = Arc::new(tokio::sync::Barrier::new(pairs.len()));
-    let logouts = pairs.iter().enumerate().map(|(i, pair)| {
-        let barrier = barrier.clone();
-        let app = if i % 2 == 0 { &a.app } else { &b };
-        async move {
-            barrier.wait().await;
-            logout(app, pair).await;
-        }
-    });
     // Meanwhile a consumer follows the feed, switching instance at every call.
     let consumer = async {
         let mut seen = HashSet::new();
@@ -101,7 +112,7 @@ async fn revocations_committed_at_once_on_two_instances_all_reach_a_consumer_of_
         }
         (seen, calls)
     };
-    let (_, (seen, calls)) = tokio::join!(futures_util::future::join_all(logouts), consumer);
+    let (_, (seen, calls)) = tokio::join!(log_out_at_once(&a, &b, &pairs), consumer);
     let missing: Vec<_> = pairs
         .iter()
         .map(|p| p.session_id.clone())
@@ -401,4 +412,54 @@ async fn each_kind_of_entry_refuses_the_right_access_tokens() {
     assert!(entries
         .iter()
         .any(|e| e["reason"] == "key_revoked" && e["kid"] == kid.as_str()));
+}
+
+#[actix_web::test]
+async fn a_consumer_that_saw_the_feed_empty_resumes_without_a_reset_and_misses_nothing() {
+    let (a, b, service, pairs) = two_instances_signed_in(10).await;
+
+    // Nothing revoked yet: both forms of the feed still hand out a cursor.
+    let empty = feed(&a, &service, None, 0).await;
+    assert_eq!(empty.json["reset"], true, "{}", empty.text);
+    assert!(sids(&empty.json).is_empty(), "{}", empty.text);
+    let polled = cursor(&empty.json);
+    assert!(!polled.is_empty());
+    let mut stream = Events::open(&a, &service, None).await;
+    let reset = stream.next(Duration::from_secs(3)).await.unwrap();
+    assert_eq!(reset.event, "reset");
+    let streamed = reset.id.expect("an empty set's reset carries the cursor");
+    drop(stream);
+
+    // Revocations commit afterwards, at once on two instances.
+    log_out_at_once(&a, &b, &pairs).await;
+    let all: HashSet<String> = pairs.iter().map(|p| p.session_id.clone()).collect();
+
+    // The long-poll consumer resumes on the other instance.
+    let mut seen = HashSet::new();
+    let mut at = polled;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen != all && Instant::now() < deadline {
+        let page = feed(&b, &service, Some(&at), 1).await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        assert_eq!(
+            page.json["reset"], false,
+            "an empty feed's cursor was reset"
+        );
+        seen.extend(sids(&page.json));
+        at = cursor(&page.json);
+    }
+    assert_eq!(seen, all, "the long-poll consumer missed some");
+
+    // The stream consumer resumes by Last-Event-ID.
+    let mut resumed = Events::open(&b, &service, Some(&streamed)).await;
+    let mut seen = HashSet::new();
+    while seen != all {
+        let Some(event) = resumed.next(Duration::from_secs(3)).await else {
+            break;
+        };
+        assert_ne!(event.event, "reset", "an empty set's cursor was reset");
+        let data: Value = serde_json::from_str(&event.data).unwrap();
+        seen.insert(data["sid"].as_str().unwrap().to_string());
+    }
+    assert_eq!(seen, all, "the stream consumer missed some");
 }

@@ -6,17 +6,23 @@
 //!   `resource_server` example), over `REVOCATIONS` logouts (default 200):
 //!   p50, p99, max;
 //! - the resource server's protected route (`/me`, a token verified per
-//!   request) against its unprotected one (`/health`), requests/s with
-//!   `wrk`, interleaved in the same run.
+//!   request) against its unprotected one (`/health`), both sent the same
+//!   requests cycling through `TOKENS` distinct tokens (default 200),
+//!   requests/s with `wrk`
+//!   (`-t1 -c16`, `SECONDS` per slice, default 3), in `ROUNDS` interleaved
+//!   rounds (default 5): each round's ratio, their median and spread; and
+//!   the same ratio by the resource server's CPU time per request (from
+//!   `/proc`), which moves less with whatever else the machine runs.
 //!
 //! It starts keyward (`KEYWARD_BIN`, default the `keyward` binary beside
 //! this one's folder) on a fresh database of the PostgreSQL at
 //! `PG_URL` (default `postgres://postgres@127.0.0.1:5432`), which it drops
 //! at the end.
 //!
+//! It needs `wrk` and `dropdb` on the `PATH`.
+//!
 //! ```text
-//! cargo build --release --bin keyward
-//! cargo build --release -p keyward-verify --features actix --examples
+//! cargo build --release --workspace --examples --bin keyward
 //! target/release/examples/propagation
 //! ```
 
@@ -80,20 +86,72 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i - 1]
 }
 
-fn wrk(url: &str, token: Option<&str>) -> Result<f64, Error> {
+/// A wrk script cycling through the tokens in the file `$TOKENS` (one a
+/// line) as Bearer tokens, from a random place (wrk itself reports answers
+/// other than 2xx, which fail the run).
+const CYCLE_TOKENS_LUA: &str = r#"
+local tokens = {}
+for line in io.lines(os.getenv("TOKENS")) do tokens[#tokens + 1] = line end
+local i = math.random(#tokens)
+request = function()
+  i = i % #tokens + 1
+  return wrk.format("GET", nil, { ["Authorization"] = "Bearer " .. tokens[i] })
+end
+"#;
+
+/// One slice of load: requests/s, and the server's CPU per request.
+struct Slice {
+    rps: f64,
+    cpu_us: f64,
+}
+
+/// CPU seconds (user + system, all threads) `pid` has used so far.
+fn cpu_seconds(pid: u32, tick: f64) -> Result<f64, Error> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .ok_or("no /proc stat")?
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    Ok(ticks / tick)
+}
+
+/// `wrk` on `url` with `script` and its token file, while measuring the
+/// CPU that the server `pid` spends.
+fn wrk(
+    url: &str,
+    seconds: u64,
+    script: (&std::path::Path, &std::path::Path),
+    pid: u32,
+    tick: f64,
+) -> Result<Slice, Error> {
     let mut command = Command::new("wrk");
-    command.args(["-t1", "-c16", "-d3s", "--latency", url]);
-    if let Some(token) = token {
-        command.args(["-H", &format!("Authorization: Bearer {token}")]);
-    }
+    command.args(["-t1", "-c16", &format!("-d{seconds}s"), url]);
+    command.arg("-s").arg(script.0).env("TOKENS", script.1);
+    let before = cpu_seconds(pid, tick)?;
     let out = String::from_utf8(command.output()?.stdout)?;
+    let cpu = cpu_seconds(pid, tick)? - before;
     if out.contains("Non-2xx") {
         return Err(format!("wrk saw errors on {url}:\n{out}").into());
     }
-    out.lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| format!("no Requests/sec from wrk:\n{out}").into())
+    let number = |prefix: &str, suffix: &str| {
+        out.lines().find_map(|l| {
+            let rest = l.trim().strip_prefix(prefix)?;
+            rest.trim().split(suffix).next()?.trim().parse::<f64>().ok()
+        })
+    };
+    let rps =
+        number("Requests/sec:", " ").ok_or_else(|| format!("no Requests/sec from wrk:\n{out}"))?;
+    let requests = out
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in ")?.0.parse::<f64>().ok())
+        .ok_or_else(|| format!("no request count from wrk:\n{out}"))?;
+    Ok(Slice {
+        rps,
+        cpu_us: cpu * 1e6 / requests.max(1.0),
+    })
 }
 
 struct Http {
@@ -277,23 +335,64 @@ async fn run(
         ms(*delays.last().ok_or("no revocation measured")?),
     );
 
-    let (_, pair) = http.post("/auth/login", user, None).await?;
-    let token = pair["access_token"].as_str().ok_or("no token")?.to_string();
-    let health = format!("{rs}/health");
-    let (mut open, mut protected) = (Vec::new(), Vec::new());
-    for _ in 0..3 {
-        open.push(wrk(&health, None)?);
-        protected.push(wrk(&me, Some(&token))?);
-    }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+    let var = |name: &str, default: usize| -> Result<usize, Error> {
+        Ok(std::env::var(name).map_or(Ok(default), |v| v.parse())?)
     };
-    let (open, protected) = (median(&mut open), median(&mut protected));
+    let (tokens, rounds, seconds) = (var("TOKENS", 200)?, var("ROUNDS", 5)?, var("SECONDS", 3)?);
+    let dir = std::env::temp_dir().join(format!("keyward-propagation-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let (script, token_file) = (dir.join("cycle.lua"), dir.join("tokens"));
+    std::fs::write(&script, CYCLE_TOKENS_LUA)?;
+    let mut lines = String::new();
+    for _ in 0..tokens.max(1) {
+        let (_, pair) = http.post("/auth/login", user.clone(), None).await?;
+        lines.push_str(pair["access_token"].as_str().ok_or("no token")?);
+        lines.push('\n');
+    }
+    std::fs::write(&token_file, lines)?;
+    let health = format!("{rs}/health");
+    let pid = server.0.id();
+    let tick = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100.0);
+    let script = (script.as_path(), token_file.as_path());
+    let (mut rps_ratios, mut cpu_ratios) = (Vec::new(), Vec::new());
+    for round in 1..=rounds.max(1) {
+        // The same requests on both routes: /health ignores the token.
+        let open = wrk(&health, seconds as u64, script, pid, tick)?;
+        let protected = wrk(&me, seconds as u64, script, pid, tick)?;
+        println!(
+            "round {round}: /health {:.0} req/s {:.2} us CPU/req, /me {:.0} req/s {:.2} us CPU/req; \
+             ratio {:.3} by req/s, {:.3} by CPU",
+            open.rps,
+            open.cpu_us,
+            protected.rps,
+            protected.cpu_us,
+            protected.rps / open.rps,
+            open.cpu_us / protected.cpu_us,
+        );
+        rps_ratios.push(protected.rps / open.rps);
+        cpu_ratios.push(open.cpu_us / protected.cpu_us);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let spread = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        format!(
+            "median {:.3} (min {:.3}, max {:.3})",
+            v[v.len() / 2],
+            v[0],
+            v[v.len() - 1]
+        )
+    };
     println!(
-        "resource server (wrk -t1 -c16 -d3s, 3 interleaved rounds, medians): \
-         /health {open:.0} req/s, /me {protected:.0} req/s, ratio {:.2}",
-        protected / open
+        "resource server /me against /health (wrk -t1 -c16 -d{seconds}s, {} interleaved rounds, \
+         {tokens} distinct tokens): by req/s {}; by the server's CPU per request {}",
+        rps_ratios.len(),
+        spread(&mut rps_ratios),
+        spread(&mut cpu_ratios),
     );
     Ok(())
 }

@@ -14,15 +14,26 @@
 use actix_web::{web, App, HttpResponse, HttpServer};
 use keyward_verify::{VerifiedUser, Verifier};
 
+/// What `GET /me` answers: a typed body, serialised straight to bytes (a
+/// `serde_json::json!` value would build a map first).
+#[derive(serde::Serialize)]
+struct Me<'a> {
+    id: uuid::Uuid,
+    username: &'a str,
+    name: Option<&'a str>,
+    admin: bool,
+    session_id: uuid::Uuid,
+}
+
 /// Protected: only reached with a verified token.
 async fn me(user: VerifiedUser) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({
-        "id": user.sub,
-        "username": user.username,
-        "name": user.name,
-        "admin": user.admin,
-        "session_id": user.sid,
-    }))
+    HttpResponse::Ok().json(Me {
+        id: user.sub,
+        username: &user.username,
+        name: user.name.as_deref(),
+        admin: user.admin,
+        session_id: user.sid,
+    })
 }
 
 /// Unprotected.

@@ -2,14 +2,16 @@
 //! [`VerifiedUser`] runs only for a request with a valid, unrevoked access
 //! token; any other gets keyward's own `401`/`503` JSON answer.
 
-use std::future::Future;
+use std::future::{Future, Ready};
 use std::pin::Pin;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use futures_util::future::Either;
 
 use crate::claims::VerifiedUser;
 use crate::error::{bearer_token, VerifyError};
+use crate::token::Local;
 use crate::verifier::Verifier;
 
 /// A refusal as an actix-web error.
@@ -54,32 +56,54 @@ impl ResponseError for NoVerifier {
     }
 }
 
+/// The answer of [`VerifiedUser::from_request`]: ready at once for a
+/// token decided from memory (nearly every request: no allocation, no boxed
+/// future), or a boxed future when keyward's keys must be fetched first.
+type Verifying = Either<Ready<Verified>, Pin<Box<dyn Future<Output = Verified>>>>;
+
+type Verified = Result<VerifiedUser, actix_web::Error>;
+
+fn ready(answer: Verified) -> Verifying {
+    Either::Left(std::future::ready(answer))
+}
+
 /// Reads the Bearer token and verifies it with the [`Verifier`] in the
 /// app's data (`App::new().app_data(web::Data::new(verifier))`, or the
 /// verifier itself as `app_data`).
 impl FromRequest for VerifiedUser {
     type Error = actix_web::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+    type Future = Verifying;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let verifier = req
             .app_data::<web::Data<Verifier>>()
-            .map(|data| data.get_ref().clone())
-            .or_else(|| req.app_data::<Verifier>().cloned());
+            .map(web::Data::get_ref)
+            .or_else(|| req.app_data::<Verifier>());
+        let Some(verifier) = verifier else {
+            log::error!("keyward-verify: {NoVerifier}");
+            return ready(Err(NoVerifier.into()));
+        };
         let header = req
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)
-            .map(|v| v.as_bytes().to_vec());
-        Box::pin(async move {
-            let Some(verifier) = verifier else {
-                log::error!("keyward-verify: {NoVerifier}");
-                return Err(NoVerifier.into());
-            };
-            let token = bearer_token(header.as_deref()).map_err(Rejection)?;
-            match verifier.verify(token).await {
-                Ok(claims) => Ok(VerifiedUser(claims)),
-                Err(e) => Err(Rejection(e).into()),
+            .map(|v| v.as_bytes());
+        let token = match bearer_token(header) {
+            Ok(token) => token,
+            Err(e) => return ready(Err(Rejection(e).into())),
+        };
+        match verifier.verify_from_memory(token) {
+            Ok(claims) => ready(Ok(VerifiedUser(claims))),
+            Err(Local::Refused(e)) => ready(Err(Rejection(e).into())),
+            // A key it has not seen: fetch the keys, then verify again.
+            Err(Local::UnknownKid(_)) => {
+                let (verifier, token) = (verifier.clone(), token.to_owned());
+                Either::Right(Box::pin(async move {
+                    match verifier.verify(&token).await {
+                        Ok(claims) => Ok(VerifiedUser(claims)),
+                        Err(e) => Err(Rejection(e).into()),
+                    }
+                }))
             }
-        })
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! section 7): one long-lived server-sent-events connection, resumed by
 //! cursor (`Last-Event-ID`) after any failure, feeding the in-memory set.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -37,7 +38,10 @@ pub(crate) struct FeedConfig {
 /// What the follower shares with the verifier.
 pub(crate) struct Feed {
     set: RwLock<FeedSet>,
-    heard: Mutex<Instant>,
+    /// When the feed was last heard from, in milliseconds since `born`: an
+    /// atomic, since every verification reads it.
+    heard_ms: AtomicU64,
+    born: Instant,
     cursor: Mutex<Option<String>>,
     stats: Mutex<Stats>,
 }
@@ -77,7 +81,8 @@ impl Feed {
     pub fn new() -> Self {
         Self {
             set: RwLock::default(),
-            heard: Mutex::new(Instant::now()),
+            heard_ms: AtomicU64::new(0),
+            born: Instant::now(),
             cursor: Mutex::default(),
             stats: Mutex::default(),
         }
@@ -91,7 +96,8 @@ impl Feed {
     }
 
     pub fn silent_for(&self) -> Duration {
-        lock(&self.heard).elapsed()
+        let heard = Duration::from_millis(self.heard_ms.load(Ordering::Relaxed));
+        self.born.elapsed().saturating_sub(heard)
     }
 
     pub fn status(&self) -> FeedStatus {
@@ -112,7 +118,8 @@ impl Feed {
     }
 
     fn heard_now(&self) {
-        *lock(&self.heard) = Instant::now();
+        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.heard_ms.fetch_max(ms, Ordering::Relaxed);
     }
 
     /// Applies one item of the stream; returns whether a reset settled.
@@ -306,5 +313,13 @@ mod tests {
             !feed.write_set().resetting(),
             "the heartbeat settled the reset"
         );
+    }
+
+    #[test]
+    fn an_empty_sets_reset_carries_the_cursor_resumed_from() {
+        let feed = feed_with("event: reset\nid: c0\ndata:\n\n: heartbeat\n\n");
+        let status = feed.status();
+        assert_eq!(status.cursor.as_deref(), Some("c0"));
+        assert_eq!((status.resets, status.entries), (1, 0));
     }
 }

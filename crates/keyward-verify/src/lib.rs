@@ -92,6 +92,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod cache;
 mod claims;
 mod error;
 mod feed;
@@ -125,10 +126,7 @@ pub fn verify_with_keys(
 ) -> Result<AccessClaims, VerifyError> {
     token::verify_local(token, keys, expect, now)
         .map(|(claims, _kid)| claims)
-        .map_err(|local| match local {
-            token::Local::Refused(e) => e,
-            token::Local::UnknownKid(_) => VerifyError::Invalid,
-        })
+        .map_err(token::Local::into_error)
 }
 
 /// The system time in Unix seconds.

@@ -37,6 +37,17 @@ pub(crate) enum Local {
     UnknownKid(String),
 }
 
+impl Local {
+    /// The refusal a caller sees: a key still unknown once the keys were
+    /// fetched again signed nothing of keyward's.
+    pub(crate) fn into_error(self) -> VerifyError {
+        match self {
+            Self::Refused(e) => e,
+            Self::UnknownKid(_) => VerifyError::Invalid,
+        }
+    }
+}
+
 /// keyward's public keys, by `kid`: only Ed25519 keys for EdDSA.
 #[derive(Clone, Default)]
 pub struct KeySet {

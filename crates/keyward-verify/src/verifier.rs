@@ -1,13 +1,13 @@
 //! [`Verifier`]: discovery, the key set and its refetch, the feed follower
 //! on a thread of its own, and the one `verify` call that puts them together.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tokio::sync::oneshot;
 
+use crate::cache::{Verified, VerifiedTokens};
 use crate::claims::AccessClaims;
 use crate::error::{ConnectError, VerifyError};
 use crate::feed::{self, Feed, FeedConfig, FeedStatus};
@@ -16,9 +16,6 @@ use crate::token::{check_times, verify_local, Expectations, KeySet, Local};
 
 /// Keys are fetched again for an unknown `kid` at most this often.
 const REFETCH_EVERY: Duration = Duration::from_secs(1);
-/// Tokens verified before skip the signature check (not the times, the key
-/// or the revocation set); the cache is emptied when it reaches this size.
-const CACHE_SIZE: usize = 10_000;
 
 /// Configures and starts a [`Verifier`]; from [`Verifier::builder`].
 #[derive(Clone)]
@@ -159,7 +156,7 @@ impl Builder {
             },
             keys: RwLock::new(Arc::new(keys)),
             last_fetch: tokio::sync::Mutex::new(Instant::now()),
-            verified: Mutex::default(),
+            verified: VerifiedTokens::default(),
             feed,
             policy: self.policy,
             http,
@@ -245,19 +242,15 @@ fn background_runtime() -> Result<(tokio::runtime::Handle, oneshot::Sender<()>),
     Ok((handle, stop))
 }
 
-/// A token verified before: its claims and the key that signed it.
-struct Verified {
-    claims: AccessClaims,
-    kid: String,
-}
-
 struct Inner {
     expect: Expectations,
     keys: RwLock<Arc<KeySet>>,
     /// When the keys were last fetched; held while a fetch runs, so that
     /// tokens arriving meanwhile wait for it rather than fetch again.
     last_fetch: tokio::sync::Mutex<Instant>,
-    verified: Mutex<HashMap<String, Verified>>,
+    /// Tokens verified before skip the signature check (not the times, the
+    /// key or the revocation set).
+    verified: VerifiedTokens,
     feed: Arc<Feed>,
     policy: StalePolicy,
     http: reqwest::Client,
@@ -316,23 +309,29 @@ impl Verifier {
     /// signed by a key it has not seen, which makes it fetch keyward's keys
     /// again (at most once a second).
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, VerifyError> {
-        let now = crate::unix_now();
-        let (claims, kid) = match self.verify_known(token, now) {
+        match self.verify_from_memory(token) {
             Err(Local::UnknownKid(kid)) => {
                 self.refetch_keys(&kid).await?;
-                self.verify_known(token, now)
+                self.verify_from_memory(token).map_err(Local::into_error)
             }
-            other => other,
+            other => other.map_err(Local::into_error),
         }
-        .map_err(|local| match local {
-            Local::Refused(e) => e,
-            Local::UnknownKid(_) => VerifyError::Invalid,
-        })?;
-        if let Some(reason) = self.inner.feed.revokes(&claims, &kid) {
-            return Err(VerifyError::Revoked(reason));
+    }
+
+    /// [`verify`](Self::verify) without the refetch: every check, from
+    /// memory, or `UnknownKid` when the keys must be fetched first. The web
+    /// integrations answer most requests with this alone, without a future.
+    pub(crate) fn verify_from_memory(&self, token: &str) -> Result<AccessClaims, Local> {
+        let verified = self.verify_known(token, crate::unix_now())?;
+        // Checked at every request, cached token or not: from memory.
+        if let Some(reason) = self.inner.feed.revokes(&verified.claims, &verified.kid) {
+            return Err(Local::Refused(VerifyError::Revoked(reason)));
         }
-        self.inner.policy.check(self.inner.feed.silent_for())?;
-        Ok(claims)
+        self.inner
+            .policy
+            .check(self.inner.feed.silent_for())
+            .map_err(Local::Refused)?;
+        Ok(verified.claims.clone())
     }
 
     /// The state of the revocation feed.
@@ -353,35 +352,30 @@ impl Verifier {
             .clone()
     }
 
-    fn verify_known(&self, token: &str, now: i64) -> Result<(AccessClaims, String), Local> {
-        let keys = self.current_keys();
-        let mut verified = self
-            .inner
-            .verified
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(hit) = verified.get(token) {
-            if keys.contains(&hit.kid) {
-                check_times(&hit.claims, self.inner.expect.leeway_seconds, now)?;
-                return Ok((hit.claims.clone(), hit.kid.clone()));
+    /// The token's claims and key, from the cache when it verified before
+    /// (its key still published and its times checked again), else verified
+    /// and remembered.
+    fn verify_known(&self, token: &str, now: i64) -> Result<Arc<Verified>, Local> {
+        let leeway = self.inner.expect.leeway_seconds;
+        if let Some(hit) = self.inner.verified.get(token) {
+            let published = self
+                .inner
+                .keys
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&hit.kid);
+            if published {
+                check_times(&hit.claims, leeway, now)?;
+                return Ok(hit);
             }
         }
-        drop(verified);
+        let keys = self.current_keys();
         let (claims, kid) = verify_local(token, &keys, &self.inner.expect, now)?;
-        verified = self
+        let expired = |c: &AccessClaims| check_times(c, leeway, now).is_err();
+        Ok(self
             .inner
             .verified
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if verified.len() >= CACHE_SIZE {
-            verified.clear();
-        }
-        let entry = Verified {
-            claims: claims.clone(),
-            kid: kid.clone(),
-        };
-        verified.insert(token.to_string(), entry);
-        Ok((claims, kid))
+            .insert(token, Verified { claims, kid }, expired))
     }
 
     /// Fetches the keys again, at most once a second: a caller arriving
@@ -407,11 +401,7 @@ impl Verifier {
         match fetched {
             Ok(Ok(keys)) => {
                 *self.inner.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
-                self.inner
-                    .verified
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clear();
+                self.inner.verified.clear();
                 Ok(())
             }
             Ok(Err(e)) => {

@@ -264,3 +264,50 @@ async fn wrong_credentials_and_hmac_only_keyward_do_not_connect() {
         "{nothing:?}"
     );
 }
+
+#[tokio::test]
+async fn a_cached_token_is_still_refused_once_revoked_or_expired() {
+    let key = test_key("k1", 1);
+    let fake = FakeKeyward::start(jwks(&[&key])).await;
+    let verifier = Verifier::builder(&fake.url, CLIENT_ID, CLIENT_SECRET)
+        .leeway(Duration::ZERO)
+        .connect()
+        .await
+        .unwrap();
+    let revoked = claims_json(now());
+    let mut expiring = claims_json(now());
+    expiring["exp"] = (now() + 1).into();
+    let (revoked_token, expiring_token) = (
+        sign(&key, ACCESS_TYP, &revoked),
+        sign(&key, ACCESS_TYP, &expiring),
+    );
+    // Verified twice: the second answer comes from the cache.
+    for token in [&revoked_token, &expiring_token] {
+        for _ in 0..2 {
+            assert!(verifier.verify(token).await.is_ok());
+        }
+    }
+    let sid = revoked["sid"].as_str().unwrap();
+    fake.send(&format!(
+        "event: revoked\nid: c1\ndata: {{\"sid\":\"{sid}\",\"at\":1,\"reason\":\"admin\"}}\n\n"
+    ));
+    assert_eq!(
+        refused_within_2s(&verifier, &revoked_token).await,
+        Some(VerifyError::Revoked(Reason::Admin))
+    );
+    // `exp` is one second ahead and there is no leeway: within about two
+    // seconds the cached token is refused as expired, and stays so.
+    let mut refused = None;
+    for _ in 0..40 {
+        if let Err(e) = verifier.verify(&expiring_token).await {
+            refused = Some(e);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(refused, Some(VerifyError::Expired));
+    assert_eq!(
+        verifier.verify(&expiring_token).await,
+        Err(VerifyError::Expired)
+    );
+}

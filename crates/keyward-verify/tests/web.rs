@@ -95,6 +95,32 @@ async fn the_actix_extractor_without_a_verifier_is_a_500_not_a_panic() {
     assert_eq!(body["error"], "internal");
 }
 
+#[actix_web::test]
+async fn the_actix_extractor_fetches_a_key_rotated_after_it_started() {
+    use actix_web::{test, web, App};
+    let (k1, k2) = (test_key("k1", 1), test_key("k2", 2));
+    let fake = FakeKeyward::start(jwks(&[&k1])).await;
+    let verifier = Verifier::builder(&fake.url, CLIENT_ID, CLIENT_SECRET)
+        .connect()
+        .await
+        .unwrap();
+    let app = test::init_service(App::new().app_data(web::Data::new(verifier)).route(
+        "/me",
+        web::get().to(|user: VerifiedUser| async move { user.username.clone() }),
+    ))
+    .await;
+    fake.state.lock().unwrap().jwks = jwks(&[&k1, &k2]);
+    let rotated = sign(&k2, ACCESS_TYP, &claims_json(now()));
+    let req = test::TestRequest::get()
+        .uri("/me")
+        .insert_header(("authorization", format!("Bearer {rotated}")))
+        .to_request();
+    let ok = test::call_service(&app, req).await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(test::read_body(ok).await, "jon");
+    assert_eq!(fake.state.lock().unwrap().jwks_fetches, 2);
+}
+
 #[tokio::test]
 async fn the_tower_layer_puts_the_user_in_extensions_or_refuses() {
     use http::{Request, Response};

@@ -156,15 +156,25 @@ impl Follower {
 
     /// Up to [`STREAM_BATCH`] events after the cursor, each with the cursor
     /// that follows it as its `id`; a reset first when the cursor is not
-    /// (or no longer) current.
+    /// (or no longer) current, with the cursor as its own `id` when the set
+    /// is empty.
     fn events(&mut self) -> String {
         let mut out = String::new();
         for _ in 0..STREAM_BATCH {
             let page = self.feed.page(self.cursor.as_ref(), 1);
-            if page.reset {
+            let done = page.entries.is_empty();
+            if page.reset && done {
+                // An empty set: the reset itself carries the cursor, so that
+                // a consumer reconnecting before the first entry resumes
+                // instead of being reset again.
+                out.push_str(&format!(
+                    "event: reset\nid: {}\ndata:\n\n",
+                    page.cursor.encode()
+                ));
+            } else if page.reset {
+                // The entry that follows carries the cursor past it.
                 out.push_str("event: reset\ndata:\n\n");
             }
-            let done = page.entries.is_empty();
             for entry in &page.entries {
                 out.push_str(&format!(
                     "event: revoked\nid: {}\ndata: {}\n\n",
