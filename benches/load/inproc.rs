@@ -77,15 +77,25 @@ pub(crate) fn resource_server(
     })
 }
 
+/// `GET /me`'s body, as in `crates/keyward-verify/examples/resource_server.rs`.
+#[derive(serde::Serialize)]
+struct Me<'a> {
+    id: uuid::Uuid,
+    username: &'a str,
+    name: Option<&'a str>,
+    admin: bool,
+    session_id: uuid::Uuid,
+}
+
 /// As in `crates/keyward-verify/examples/resource_server.rs`.
 async fn protected(user: VerifiedUser) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({
-        "id": user.sub,
-        "username": user.username,
-        "name": user.name,
-        "admin": user.admin,
-        "session_id": user.sid,
-    }))
+    HttpResponse::Ok().json(Me {
+        id: user.sub,
+        username: &user.username,
+        name: user.name.as_deref(),
+        admin: user.admin,
+        session_id: user.sid,
+    })
 }
 
 async fn unprotected() -> HttpResponse {
