@@ -7,7 +7,7 @@
 //! matched (`/admin/users/{id}`, never the raw path) or `unmatched`, with a
 //! known method or `other`, and with the status code. Gauges that need the
 //! database (live sessions) are refreshed at scrape time, at most every
-//! [`LIVE_SESSIONS_EVERY`] seconds of the app's clock, never per request.
+//! `LIVE_SESSIONS_EVERY` seconds of the app's clock, never per request.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -7,7 +7,7 @@
 //! signed has expired, after which the cleanup deletes it. `keys revoke`
 //! ends a key at once. "The database's algorithm" is that of its newest key
 //! not revoked: `keys rotate` keeps to it, and an instance whose
-//! `auth.algorithm` differs adds a key of its own at start (see [`prepare`]).
+//! `auth.algorithm` differs adds a key of its own at start (see `prepare`).
 
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::prelude::*;

@@ -6,12 +6,8 @@
 //! (it is a `listener::ListenHook`) when a service is created or
 //! deleted (a NOTIFY on `db::services::SERVICES_CHANNEL`), on every
 //! reconnect, and every two seconds as a safety net; a deleted service's secret fails on every
-//! instance within a second. Open revocation streams ask [`is_active`]
-//! (cheap: a read lock and one hash lookup), or first compare
-//! [`generation`], which changes at every reload.
-//!
-//! [`is_active`]: ServiceRegistry::is_active
-//! [`generation`]: ServiceRegistry::generation
+//! instance within a second. Open revocation streams ask `is_active`
+//! (cheap: a read lock and one hash lookup).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -12,7 +12,7 @@ use crate::db::event_hours::{self, Counting, HourCounts};
 use crate::db::{sessions, users};
 
 /// The most hours one overview covers: a week.
-pub(crate) const MAX_HOURS: i64 = 168;
+pub const MAX_HOURS: i64 = 168;
 
 /// Event kinds that each end exactly one session.
 const ONE_REVOCATION: &[&str] = &["session_revoked", "reuse_detected"];
