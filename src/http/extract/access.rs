@@ -36,6 +36,17 @@ async fn verify_reloading<C>(
     verify: fn(&Tokens, &str, i64) -> Result<C, TokenError>,
 ) -> Result<C, TokenError> {
     let first = verify(&state.tokens, token, state.clock.now().timestamp());
+    retry_after_reload(state, token, verify, first).await
+}
+
+/// `first`, the verification already made, or (when it failed on a `kid`
+/// this instance does not know) `verify` again once the keys were re-read.
+async fn retry_after_reload<C>(
+    state: &web::Data<AppState>,
+    token: &str,
+    verify: fn(&Tokens, &str, i64) -> Result<C, TokenError>,
+    first: Result<C, TokenError>,
+) -> Result<C, TokenError> {
     if !matches!(first, Err(TokenError::Invalid)) {
         return first;
     }
@@ -154,7 +165,10 @@ pub(crate) async fn verify_live_access(
     if let Some(outcome) = live_access_now(state, token) {
         return outcome;
     }
-    let (claims, kid) = verify_access_and_kid(state, token)
+    // `live_access_now` found an unknown `kid` (its verification said
+    // `Invalid`): only the re-read of the keys is left to do.
+    let verify = Tokens::verify_access_and_kid;
+    let (claims, kid) = retry_after_reload(state, token, verify, Err(TokenError::Invalid))
         .await
         .map_err(AccessRefusal::Token)?;
     refuse_revoked(state, claims, kid.as_deref())
