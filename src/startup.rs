@@ -22,6 +22,7 @@ use crate::error::ApiError;
 use crate::http::{self, AppState};
 use crate::listener::{self, Listener, ListenerHandle};
 use crate::services;
+use crate::services::refresh::Refresher;
 use crate::services::service_registry::ServiceRegistry;
 
 /// What kind of instance to build.
@@ -117,10 +118,12 @@ impl Application {
             .public_url()
             .map_or_else(|| format!("http://{local}"), str::to_string);
 
+        let refresher = Refresher::new(pool.clone(), tokens.clone(), settings.clone());
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             pool,
             tokens,
+            refresher,
             revoked,
             feed,
             listener: listener_status,

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::database::BenchDb;
 use crate::scenarios::{deal, Tally};
 
-/// Same shape as `db::sessions::rotate`'s compare-and-swap, without the
+/// Same shape as `db::rotation::rotate`'s compare-and-swap, without the
 /// user join, the sliding expiry and the event: the one write a rotation
 /// cannot do without.
 pub(crate) const RAW_CAS: &str =
@@ -22,7 +22,7 @@ pub(crate) const RAW_CAS: &str =
      rotated_at = now(), last_used_at = now() WHERE id = $2 AND current_jti = $3";
 
 /// The same compare-and-swap writing the `refreshed` event in the same
-/// statement, as `db::sessions::rotate` does: what the event log costs a
+/// statement, as `db::rotation::rotate` does: what the event log costs a
 /// rotation at the database.
 pub(crate) const RAW_CAS_WITH_EVENT: &str =
     "WITH rotated AS (UPDATE sessions SET previous_jti = current_jti, \

@@ -8,7 +8,7 @@ use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
-use keyward::db::sessions::ROTATE_SQL;
+use keyward::db::rotation::ROTATE_SQL;
 use std::time::Instant;
 use uuid::Uuid;
 
@@ -127,7 +127,7 @@ impl TableSize {
 }
 
 /// `EXPLAIN (ANALYZE, BUFFERS)` of the rotation statement exactly as
-/// `db::sessions::rotate` sends it, on a live row, rolled back.
+/// `db::rotation::rotate` sends it, for one rotation on a live row, rolled back.
 fn explain_rotation(conn: &mut PgConnection) -> Vec<String> {
     #[derive(QueryableByName)]
     struct Line {
@@ -140,11 +140,13 @@ fn explain_rotation(conn: &mut PgConnection) -> Vec<String> {
     // Roll back: the plan is all we want, not the rotation.
     let _ = conn.transaction::<(), diesel::result::Error, _>(|conn| {
         conn.batch_execute(&format!(
-            "PREPARE keyward_bench_rotate (uuid, timestamptz, float8, float8, uuid, uuid, text) AS {ROTATE_SQL}"
+            "PREPARE keyward_bench_rotate (uuid[], uuid[], uuid[], timestamptz[], text[], float8, float8) \
+             AS {ROTATE_SQL}"
         ))?;
         plan = diesel::sql_query(format!(
             "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) EXECUTE keyward_bench_rotate \
-             ('{}', date_trunc('second', now()), 86400, 2592000, '{id}', '{jti}', '127.0.0.1')",
+             (ARRAY['{id}'::uuid], ARRAY['{jti}'::uuid], ARRAY['{}'::uuid], \
+             ARRAY[date_trunc('second', now())], ARRAY['127.0.0.1'], 86400, 2592000)",
             Uuid::new_v4()
         ))
         .load::<Line>(conn)?
@@ -158,7 +160,8 @@ fn explain_rotation(conn: &mut PgConnection) -> Vec<String> {
         plan.extend(
             diesel::sql_query(format!(
                 "EXPLAIN (COSTS OFF) EXECUTE keyward_bench_rotate \
-                 ('{}', date_trunc('second', now()), 86400, 2592000, '{id}', '{jti}', '127.0.0.1')",
+                 (ARRAY['{id}'::uuid], ARRAY['{jti}'::uuid], ARRAY['{}'::uuid], \
+             ARRAY[date_trunc('second', now())], ARRAY['127.0.0.1'], 86400, 2592000)",
                 Uuid::new_v4()
             ))
             .load::<Line>(conn)?

@@ -12,7 +12,7 @@ use super::schema::events;
 pub(crate) enum EventKind {
     LoginSucceeded,
     LoginFailed,
-    /// Written by the text of [`ROTATE_SQL`](super::sessions::ROTATE_SQL),
+    /// Written by the text of [`ROTATE_SQL`](super::rotation::ROTATE_SQL),
     /// which must not format at run time; its test keeps the two the same.
     #[allow(dead_code, reason = "written by ROTATE_SQL's own text")]
     Refreshed,

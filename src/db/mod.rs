@@ -10,6 +10,8 @@ mod migrate;
 mod pool;
 pub(crate) mod retry;
 pub mod revocations;
+pub mod rotation;
+pub(crate) mod rotation_queue;
 pub mod schema;
 pub(crate) mod services;
 pub(crate) mod session_policy;

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Double, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Text, Timestamptz, Uuid as SqlUuid};
 use uuid::Uuid;
 
 use super::schema::sessions;
@@ -59,141 +59,6 @@ pub(crate) fn find(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<Sess
         .select(SessionRow::as_select())
         .first(conn)
         .optional()
-}
-
-/// What a successful rotation returns: enough to sign the new pair without
-/// another query.
-#[derive(Debug, QueryableByName)]
-pub(crate) struct Rotated {
-    #[diesel(sql_type = SqlUuid)]
-    pub(crate) user_id: Uuid,
-    #[diesel(sql_type = Timestamptz)]
-    pub(crate) expires_at: DateTime<Utc>,
-    #[diesel(sql_type = Timestamptz)]
-    pub(crate) created_at: DateTime<Utc>,
-    #[diesel(sql_type = Text)]
-    pub(crate) username: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub(crate) name: Option<String>,
-    #[diesel(sql_type = Bool)]
-    pub(crate) admin: bool,
-}
-
-/// The new state a rotation writes.
-pub(crate) struct Rotation<'a> {
-    pub(crate) session_id: Uuid,
-    pub(crate) presented_jti: Uuid,
-    pub(crate) new_jti: Uuid,
-    pub(crate) now: DateTime<Utc>,
-    pub(crate) refresh_ttl_seconds: i64,
-    pub(crate) session_max_seconds: i64,
-    /// The client's address, for the `refreshed` event.
-    pub(crate) ip: Option<&'a str>,
-}
-
-/// Rotates the session in one compare-and-swap: it succeeds only while the
-/// presented `jti` is still the current one, the session is live and its
-/// user not banned. Of concurrent callers exactly one wins; the others see
-/// `None` and work out why from a fresh read. Reading first and writing
-/// after would let two callers both "win" with the same token.
-///
-/// The `refreshed` event is written by the same statement, so a rotation
-/// costs one round trip and the event cannot be lost or half-written.
-pub(crate) fn rotate(conn: &mut PgConnection, r: &Rotation<'_>) -> QueryResult<Option<Rotated>> {
-    RotateStatement {
-        new_jti: r.new_jti,
-        now: r.now,
-        refresh_ttl_seconds: r.refresh_ttl_seconds as f64,
-        session_max_seconds: r.session_max_seconds as f64,
-        session_id: r.session_id,
-        presented_jti: r.presented_jti,
-        ip: r.ip,
-    }
-    .get_result(conn)
-    .optional()
-}
-
-/// The rotation statement; `$n` is the n-th field of `RotateStatement`.
-///
-/// The `refreshed` event is written by the same statement, at every
-/// rotation: logging it costs the statement a share of its throughput at
-/// the database, but none that shows end to end (the load benchmark runs the
-/// raw statement with and without it).
-pub const ROTATE_SQL: &str = "WITH rotated AS (UPDATE sessions AS s \
-     SET previous_jti = s.current_jti, current_jti = $1, rotated_at = $2, \
-         last_used_at = $2, last_ip = COALESCE($7, s.last_ip), \
-         expires_at = LEAST($2 + make_interval(secs => $3), \
-                            s.created_at + make_interval(secs => $4)) \
-     FROM users AS u \
-     WHERE s.id = $5 AND s.current_jti = $6 AND s.revoked_at IS NULL \
-       AND s.expires_at > $2 AND u.id = s.user_id \
-       AND NOT (u.banned AND (u.banned_until IS NULL OR u.banned_until > $2)) \
-     RETURNING s.id, s.user_id, s.expires_at, s.created_at, u.username, u.name, u.admin), \
-     logged AS (INSERT INTO events (at, kind, user_id, session_id, ip) \
-       SELECT $2, 'refreshed', user_id, id, $7 FROM rotated) \
-     SELECT user_id, expires_at, created_at, username, name, admin FROM rotated";
-
-/// [`ROTATE_SQL`] as a query with a static id, so that diesel prepares it
-/// once per connection. Diesel never caches a `sql_query` (its text could
-/// be anything), and PostgreSQL spends more on parsing and planning this
-/// statement than on running it.
-struct RotateStatement<'a> {
-    new_jti: Uuid,
-    now: DateTime<Utc>,
-    refresh_ttl_seconds: f64,
-    session_max_seconds: f64,
-    session_id: Uuid,
-    presented_jti: Uuid,
-    ip: Option<&'a str>,
-}
-
-/// The statement cache's key for [`RotateStatement`].
-struct RotateStatementId;
-
-impl diesel::query_builder::QueryId for RotateStatement<'_> {
-    type QueryId = RotateStatementId;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
-impl diesel::query_builder::Query for RotateStatement<'_> {
-    type SqlType = diesel::sql_types::Untyped;
-}
-
-impl<Conn> RunQueryDsl<Conn> for RotateStatement<'_> {}
-
-impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for RotateStatement<'_> {
-    fn walk_ast<'b>(
-        &'b self,
-        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
-    ) -> QueryResult<()> {
-        // Each `$n` of the text becomes a bind of the n-th field (diesel
-        // numbers the placeholders itself, so a repeated one is bound again).
-        let mut rest = ROTATE_SQL;
-        while let Some(at) = rest.find('$') {
-            out.push_sql(&rest[..at]);
-            let digits = rest[at + 1..]
-                .bytes()
-                .take_while(u8::is_ascii_digit)
-                .count();
-            match &rest[at + 1..at + 1 + digits] {
-                "1" => out.push_bind_param::<SqlUuid, _>(&self.new_jti)?,
-                "2" => out.push_bind_param::<Timestamptz, _>(&self.now)?,
-                "3" => out.push_bind_param::<Double, _>(&self.refresh_ttl_seconds)?,
-                "4" => out.push_bind_param::<Double, _>(&self.session_max_seconds)?,
-                "5" => out.push_bind_param::<SqlUuid, _>(&self.session_id)?,
-                "6" => out.push_bind_param::<SqlUuid, _>(&self.presented_jti)?,
-                "7" => out.push_bind_param::<Nullable<Text>, _>(&self.ip)?,
-                other => {
-                    return Err(diesel::result::Error::QueryBuilderError(
-                        format!("rotation statement: no parameter ${other}").into(),
-                    ))
-                }
-            }
-            rest = &rest[at + 1 + digits..];
-        }
-        out.push_sql(rest);
-        Ok(())
-    }
 }
 
 #[derive(QueryableByName)]
@@ -329,17 +194,5 @@ impl SessionRow {
     /// one, or the one before inside the grace window.
     pub(crate) fn honours(&self, jti: Uuid, now: DateTime<Utc>, grace_seconds: i64) -> bool {
         jti == self.current_jti || self.in_grace(jti, now, grace_seconds)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ROTATE_SQL;
-    use crate::db::events::EventKind;
-
-    #[test]
-    fn the_rotation_logs_a_refreshed_event() {
-        let kind = format!("'{}'", EventKind::Refreshed.as_str());
-        assert!(ROTATE_SQL.contains(&kind), "{ROTATE_SQL}");
     }
 }

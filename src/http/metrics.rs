@@ -22,6 +22,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+use crate::db::rotation_queue::QueueCounts;
 use crate::error::ApiError;
 
 /// How stale the live-session count may be, in seconds.
@@ -42,6 +43,12 @@ pub(crate) struct Metrics {
     listener_healthy: IntGauge,
     verifying_keys: IntGauge,
     revoked_in_memory: IntGauge,
+    rotation_statements: IntCounter,
+    rotations_batched: IntCounter,
+    rotation_statements_failed: IntCounter,
+    rotations_waiting: IntGauge,
+    /// The rotation queue's counts at the last scrape.
+    rotation_seen: Mutex<QueueCounts>,
     /// When (app clock, Unix seconds) live sessions were last counted.
     live_counted_at: Mutex<Option<i64>>,
 }
@@ -161,6 +168,35 @@ impl Metrics {
                     "Sessions in this instance's revocation set (revoked within an access-token lifetime).",
                 )?,
             )?,
+            rotation_statements: register(
+                &r,
+                IntCounter::new(
+                    "keyward_rotation_statements_total",
+                    "Rotation statements sent to the database; each carries one or more refreshes.",
+                )?,
+            )?,
+            rotations_batched: register(
+                &r,
+                IntCounter::new(
+                    "keyward_rotation_statement_rotations_total",
+                    "Refresh rotations carried by those statements.",
+                )?,
+            )?,
+            rotation_statements_failed: register(
+                &r,
+                IntCounter::new(
+                    "keyward_rotation_statements_failed_total",
+                    "Rotation statements that failed (their refreshes answered 503 or ran alone).",
+                )?,
+            )?,
+            rotations_waiting: register(
+                &r,
+                IntGauge::new(
+                    "keyward_rotations_waiting",
+                    "Refresh rotations waiting now for a statement.",
+                )?,
+            )?,
+            rotation_seen: Mutex::default(),
             live_counted_at: Mutex::new(None),
             registry: r,
         })
@@ -277,6 +313,7 @@ pub(crate) struct Gauges {
     pub(crate) listener_healthy: bool,
     pub(crate) verifying_keys: usize,
     pub(crate) revoked_in_memory: usize,
+    pub(crate) rotation: QueueCounts,
 }
 
 impl Metrics {
@@ -293,12 +330,29 @@ impl Metrics {
             .set(i64::from(gauges.listener_healthy));
         self.verifying_keys.set(count(gauges.verifying_keys));
         self.revoked_in_memory.set(count(gauges.revoked_in_memory));
+        self.rotations_waiting.set(count(gauges.rotation.waiting));
+        self.catch_up(gauges.rotation);
         let encoder = TextEncoder::new();
         let mut body = Vec::new();
         encoder
             .encode(&self.registry.gather(), &mut body)
             .map_err(ApiError::internal)?;
         Ok((encoder.format_type().to_string(), body))
+    }
+
+    /// The rotation queue keeps its own counts; its counters catch up at
+    /// each scrape, by what changed since the last (under a lock, so that
+    /// two scrapes at once add it once).
+    fn catch_up(&self, now: QueueCounts) {
+        let mut seen = self
+            .rotation_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let add = |c: &IntCounter, total: u64, before: u64| c.inc_by(total.saturating_sub(before));
+        add(&self.rotation_statements, now.statements, seen.statements);
+        add(&self.rotations_batched, now.rotations, seen.rotations);
+        add(&self.rotation_statements_failed, now.failed, seen.failed);
+        *seen = now;
     }
 
     /// The live sessions, counted now (see [`Metrics::live_sessions_due`]).

@@ -22,6 +22,7 @@ use crate::domain::revocation_feed::Feed;
 use crate::domain::tokens::Tokens;
 use crate::error::ApiError;
 use crate::listener::ListenerStatus;
+use crate::services::refresh::Refresher;
 use crate::services::service_registry::ServiceRegistry;
 use crate::services::session_policy::REVOKED_ALL;
 use crate::services::{revocation_horizon, Unexpected};
@@ -31,6 +32,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub pool: DbPool,
     pub tokens: Arc<Tokens>,
+    /// Refreshes, their rotations batched (see `db::rotation_queue`).
+    pub(crate) refresher: Refresher,
     pub revoked: Arc<RevokedSessions>,
     /// The revocation feed this instance serves (`/revocations`).
     pub feed: Arc<Feed>,

@@ -33,6 +33,7 @@ mod resource_server;
 mod revocation;
 mod revocation_feed;
 mod revoke_all;
+mod rotation_queue;
 mod services;
 mod session_policy;
 mod sessions;

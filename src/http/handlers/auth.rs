@@ -17,7 +17,7 @@ use crate::http::extract::presented_refresh::RefreshRequest;
 use crate::http::extract::{Authenticated, Body, Client, PresentedRefresh};
 use crate::http::AppState;
 use crate::services::accounts::{self, LoginAttempt};
-use crate::services::refresh::{self, RefreshError};
+use crate::services::refresh::RefreshError;
 use crate::services::sessions::{self, LogoutToken, Scope};
 use crate::services::{TokenPair, UserSummary};
 
@@ -93,12 +93,9 @@ pub(crate) async fn refresh_pair(
     let claims = verify_refresh(&state, &presented.required()?).await?;
     state.limit_refresh(claims.sid)?;
     let (now, session) = (state.clock.now(), claims.sid);
-    let (shared, ip) = (state.clone().into_inner(), client.ip.clone());
     let outcome = state
-        .db(move |conn| {
-            let (tokens, settings) = (&shared.tokens, &shared.settings);
-            refresh::refresh(conn, tokens, settings, &claims, ip.as_deref(), now)
-        })
+        .refresher
+        .refresh(claims, client.ip.clone(), now)
         .await;
     if let Err(RefreshError::Reused) = outcome {
         // Refuse the session's access tokens here at once; the other

@@ -157,6 +157,7 @@ pub(crate) async fn metrics(state: State) -> Result<HttpResponse, ApiError> {
         listener_healthy: state.listener.is_healthy(),
         verifying_keys: state.tokens.verifying_keys(now.timestamp()),
         revoked_in_memory: state.revoked.len(),
+        rotation: state.refresher.queue_counts(),
     })?;
     Ok(HttpResponse::Ok().content_type(content_type).body(body))
 }
