@@ -25,16 +25,43 @@ pub(crate) struct Verified {
     pub(crate) kid: Option<String>,
 }
 
+/// Tokens are found by the start of their signature (see [`key`]), and
+/// then compared whole.
 #[derive(Debug, Default)]
 pub(crate) struct VerifiedTokens {
-    entries: RwLock<HashMap<Box<str>, Arc<Verified>>>,
+    entries: RwLock<HashMap<Key, Entry>>,
+}
+
+type Key = [u8; 16];
+
+#[derive(Debug)]
+struct Entry {
+    token: Box<str>,
+    verified: Arc<Verified>,
+}
+
+/// The first 16 bytes of the token's last segment, its signature (zeros
+/// after a shorter one): what the cache hashes, instead of the whole token
+/// (hundreds of bytes, hashed at every request). Only tokens that verified
+/// are stored, and two of those do not share 96 bits of signature; a forged
+/// token copying an entry's signature finds that entry, and then differs
+/// from its token.
+fn key(token: &str) -> Key {
+    let signature = token.rsplit('.').next().unwrap_or(token).as_bytes();
+    let mut key = [0; 16];
+    let n = signature.len().min(key.len());
+    key[..n].copy_from_slice(&signature[..n]);
+    key
 }
 
 impl VerifiedTokens {
     /// The entry of exactly this token string, if it verified before.
     pub(crate) fn get(&self, token: &str) -> Option<Arc<Verified>> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries.get(token).cloned()
+        entries
+            .get(&key(token))
+            .filter(|entry| &*entry.token == token)
+            .map(|entry| Arc::clone(&entry.verified))
     }
 
     pub(crate) fn insert(&self, token: &str, verified: Verified) {
@@ -42,7 +69,11 @@ impl VerifiedTokens {
         if entries.len() >= CAPACITY {
             entries.clear();
         }
-        entries.insert(token.into(), Arc::new(verified));
+        let entry = Entry {
+            token: token.into(),
+            verified: Arc::new(verified),
+        };
+        entries.insert(key(token), entry);
     }
 
     /// Forgets everything (the keys changed).
@@ -74,5 +105,27 @@ mod tests {
         let held = cache.entries.read().unwrap().len();
         assert!(held <= CAPACITY);
         assert!(held > 0);
+    }
+
+    #[test]
+    fn a_token_sharing_a_cached_signature_is_not_taken_for_it() {
+        let cache = VerifiedTokens::default();
+        let verified = || Verified {
+            claims: access(0),
+            kid: None,
+        };
+        let signature = "c2lnbmF0dXJlLW9mLXRoZS1maXJzdC10b2tlbg";
+        cache.insert(&format!("aGVhZGVy.Zmlyc3Q.{signature}"), verified());
+        assert!(cache
+            .get(&format!("aGVhZGVy.Zmlyc3Q.{signature}"))
+            .is_some());
+        assert!(cache
+            .get(&format!("aGVhZGVy.Zm9yZ2Vk.{signature}"))
+            .is_none());
+        // Tokens with short or no signatures share a key but not an entry.
+        cache.insert("a.b.c", verified());
+        assert!(cache.get("a.b.c").is_some());
+        assert!(cache.get("x.y.c").is_none());
+        assert!(cache.get("c").is_none());
     }
 }

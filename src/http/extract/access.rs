@@ -17,7 +17,11 @@ use crate::services;
 
 /// The raw Bearer token of the request, if it carries one.
 pub(crate) fn bearer_token(req: &HttpRequest) -> Option<&str> {
-    let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    // UTF-8 rather than `HeaderValue::to_str`'s visible ASCII: the same for
+    // any token that can verify, and checked many bytes at a time instead of
+    // one (it was 2.4 % of an `/api/me` profile). A token with other
+    // characters is refused by its verification.
+    let value = std::str::from_utf8(req.headers().get(AUTHORIZATION)?.as_bytes()).ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
