@@ -64,14 +64,14 @@ impl VerifiedTokens {
             .map(|entry| Arc::clone(&entry.verified))
     }
 
-    pub(crate) fn insert(&self, token: &str, verified: Verified) {
+    pub(crate) fn insert(&self, token: &str, verified: Arc<Verified>) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= CAPACITY {
             entries.clear();
         }
         let entry = Entry {
             token: token.into(),
-            verified: Arc::new(verified),
+            verified,
         };
         entries.insert(key(token), entry);
     }
@@ -94,13 +94,11 @@ mod tests {
     fn the_cache_is_bounded() {
         let cache = VerifiedTokens::default();
         for i in 0..CAPACITY + 10 {
-            cache.insert(
-                &format!("token {i}"),
-                Verified {
-                    claims: access(0),
-                    kid: None,
-                },
-            );
+            let verified = Verified {
+                claims: access(0),
+                kid: None,
+            };
+            cache.insert(&format!("token {i}"), Arc::new(verified));
         }
         let held = cache.entries.read().unwrap().len();
         assert!(held <= CAPACITY);
@@ -110,9 +108,11 @@ mod tests {
     #[test]
     fn a_token_sharing_a_cached_signature_is_not_taken_for_it() {
         let cache = VerifiedTokens::default();
-        let verified = || Verified {
-            claims: access(0),
-            kid: None,
+        let verified = || {
+            Arc::new(Verified {
+                claims: access(0),
+                kid: None,
+            })
         };
         let signature = "c2lnbmF0dXJlLW9mLXRoZS1maXJzdC10b2tlbg";
         cache.insert(&format!("aGVhZGVy.Zmlyc3Q.{signature}"), verified());

@@ -160,7 +160,7 @@ impl Tokens {
     /// have changed for the same string) but not its times nor its key.
     pub fn verify_access(&self, token: &str, now: i64) -> Result<AccessClaims, TokenError> {
         self.verify_access_and_kid(token, now)
-            .map(|(claims, _)| claims)
+            .map(|verified| verified.claims.clone())
     }
 
     /// [`verify_access`](Self::verify_access), with the `kid` of the key
@@ -169,7 +169,7 @@ impl Tokens {
         &self,
         token: &str,
         now: i64,
-    ) -> Result<(AccessClaims, Option<String>), TokenError> {
+    ) -> Result<Arc<Verified>, TokenError> {
         if let Some(hit) = self.verified.get(token) {
             if self
                 .current_keys()
@@ -177,18 +177,13 @@ impl Tokens {
                 .is_some()
             {
                 hit.claims.check_times(now, self.settings.leeway_seconds)?;
-                return Ok((hit.claims.clone(), hit.kid.clone()));
+                return Ok(hit);
             }
         }
         let (claims, kid) = self.verify::<AccessClaims>(token, ACCESS_TYP, now)?;
-        self.verified.insert(
-            token,
-            Verified {
-                claims: claims.clone(),
-                kid: kid.clone(),
-            },
-        );
-        Ok((claims, kid))
+        let verified = Arc::new(Verified { claims, kid });
+        self.verified.insert(token, Arc::clone(&verified));
+        Ok(verified)
     }
 
     pub(crate) fn verify_refresh(

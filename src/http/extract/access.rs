@@ -4,12 +4,14 @@
 //! administrator.
 
 use std::future::{ready, Ready};
+use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::{Either, LocalBoxFuture};
 
+use crate::domain::token_cache::Verified;
 use crate::domain::tokens::{AccessClaims, RefreshClaims, TokenError, Tokens};
 use crate::error::{ApiError, Challenge, ErrorCode};
 use crate::http::AppState;
@@ -86,7 +88,7 @@ async fn retry_after_reload<C>(
 pub(crate) async fn verify_access_and_kid(
     state: &web::Data<AppState>,
     token: &str,
-) -> Result<(AccessClaims, Option<String>), TokenError> {
+) -> Result<Arc<Verified>, TokenError> {
     verify_reloading(state, token, Tokens::verify_access_and_kid).await
 }
 
@@ -103,17 +105,22 @@ pub(crate) fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError>
         .ok_or_else(|| ApiError::internal("application state missing"))
 }
 
-/// A verified access token whose session is not revoked.
-pub(crate) struct Authenticated(pub AccessClaims);
+/// A verified access token whose session is not revoked: shared with the
+/// verified-token cache, not copied out of it.
+pub(crate) struct Authenticated(Arc<Verified>);
 
 impl Authenticated {
+    pub(crate) fn claims(&self) -> &AccessClaims {
+        &self.0.claims
+    }
+
     /// The token's claims, or the contract's error for a refusal.
     fn answer(
         state: &AppState,
-        outcome: Result<AccessClaims, AccessRefusal>,
+        outcome: Result<Arc<Verified>, AccessRefusal>,
     ) -> Result<Self, ApiError> {
         match outcome {
-            Ok(claims) => Ok(Self(claims)),
+            Ok(verified) => Ok(Self(verified)),
             Err(AccessRefusal::Token(e)) => {
                 Err(ApiError::from(e).with_challenge(Challenge::BearerInvalidToken))
             }
@@ -165,24 +172,24 @@ pub(crate) enum AccessRefusal {
 pub(crate) async fn verify_live_access(
     state: &web::Data<AppState>,
     token: &str,
-) -> Result<AccessClaims, AccessRefusal> {
+) -> Result<Arc<Verified>, AccessRefusal> {
     if let Some(outcome) = live_access_now(state, token) {
         return outcome;
     }
     // `live_access_now` found an unknown `kid` (its verification said
     // `Invalid`): only the re-read of the keys is left to do.
     let verify = Tokens::verify_access_and_kid;
-    let (claims, kid) = retry_after_reload(state, token, verify, Err(TokenError::Invalid))
+    let verified = retry_after_reload(state, token, verify, Err(TokenError::Invalid))
         .await
         .map_err(AccessRefusal::Token)?;
-    refuse_revoked(state, claims, kid.as_deref())
+    refuse_revoked(state, verified)
 }
 
 /// [`verify_live_access`] without waiting: `None` only for a token naming a
 /// key this instance does not know, which waits for a re-read of the keys.
 /// Every other token (nearly all of them) is decided here, on the request's
 /// own thread, with no future to allocate.
-fn live_access_now(state: &AppState, token: &str) -> Option<Result<AccessClaims, AccessRefusal>> {
+fn live_access_now(state: &AppState, token: &str) -> Option<Result<Arc<Verified>, AccessRefusal>> {
     let max_staleness = state.settings.revocation.max_staleness_seconds;
     if max_staleness > 0 && state.listener.unconfirmed_for().as_secs() >= max_staleness {
         return Some(Err(AccessRefusal::Stale));
@@ -191,7 +198,7 @@ fn live_access_now(state: &AppState, token: &str) -> Option<Result<AccessClaims,
     match state.tokens.verify_access_and_kid(token, now) {
         Err(TokenError::Invalid) if state.tokens.unknown_kid(token).is_some() => None,
         Err(e) => Some(Err(AccessRefusal::Token(e))),
-        Ok((claims, kid)) => Some(refuse_revoked(state, claims, kid.as_deref())),
+        Ok(verified) => Some(refuse_revoked(state, verified)),
     }
 }
 
@@ -199,13 +206,13 @@ fn live_access_now(state: &AppState, token: &str) -> Option<Result<AccessClaims,
 /// time or key.
 fn refuse_revoked(
     state: &AppState,
-    claims: AccessClaims,
-    kid: Option<&str>,
-) -> Result<AccessClaims, AccessRefusal> {
+    verified: Arc<Verified>,
+) -> Result<Arc<Verified>, AccessRefusal> {
+    let (claims, kid) = (&verified.claims, verified.kid.as_deref());
     if state.revoked.refuses(&claims.sid, claims.auth_time, kid) {
         return Err(AccessRefusal::Revoked);
     }
-    Ok(claims)
+    Ok(verified)
 }
 
 impl FromRequest for Authenticated {
@@ -245,7 +252,7 @@ impl FromRequest for Admin {
         let authenticated = Authenticated::from_request(req, payload);
         let state = state(req).cloned();
         Box::pin(async move {
-            let Authenticated(claims) = authenticated.await?;
+            let claims = authenticated.await?.claims().clone();
             let state = state?;
             let (user_id, now) = (claims.sub, state.clock.now());
             let allowed = state

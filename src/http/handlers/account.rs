@@ -80,7 +80,7 @@ pub(crate) async fn list_sessions(
     state: State,
     auth: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    let (user_id, current) = (auth.0.sub, auth.0.sid);
+    let (user_id, current) = (auth.claims().sub, auth.claims().sid);
     let now = state.clock.now();
     let rows = state
         .db(move |conn| self_service::live_sessions(conn, user_id, now))
@@ -112,7 +112,7 @@ pub(crate) async fn revoke_own_session(
     auth: Authenticated,
     session: IdInPath,
 ) -> Result<HttpResponse, ApiError> {
-    let (user_id, session_id, now) = (auth.0.sub, session.0, state.clock.now());
+    let (user_id, session_id, now) = (auth.claims().sub, session.0, state.clock.now());
     let ip = client.ip;
     let revoked = state
         .db(move |conn| {
@@ -156,7 +156,7 @@ pub(crate) async fn rename_session(
     body: Body<RenameRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let name = optional_text(body.0.name, "name", MAX_SESSION_NAME_CHARS)?;
-    let (user_id, current, session_id) = (auth.0.sub, auth.0.sid, session.0);
+    let (user_id, current, session_id) = (auth.claims().sub, auth.claims().sid, session.0);
     let now = state.clock.now();
     let row = state
         .db(move |conn| {
@@ -189,8 +189,8 @@ impl PasswordRequest {
         let current = required(self.current_password, "current_password")?;
         let new = required(self.new_password, "new_password")?;
         Ok(PasswordChange {
-            user_id: auth.0.sub,
-            session_id: auth.0.sid,
+            user_id: auth.claims().sub,
+            session_id: auth.claims().sid,
             current,
             new: Password::parse(&new, "new_password").map_err(ApiError::invalid_request)?,
             ip,

@@ -193,20 +193,23 @@ async fn logout_token(
             "A refresh token or a Bearer access token is required.",
         )
     })?;
-    let (c, kid) = verify_access_and_kid(state, token).await?;
+    let verified = verify_access_and_kid(state, token).await?;
+    let c = &verified.claims;
     Ok(LogoutToken {
         user_id: c.sub,
         session_id: c.sid,
         refresh_jti: None,
-        refused: state.revoked.refuses(&c.sid, c.auth_time, kid.as_deref()),
+        refused: state
+            .revoked
+            .refuses(&c.sid, c.auth_time, verified.kid.as_deref()),
     })
 }
 
 #[derive(Serialize, ToSchema)]
-struct Me {
+struct Me<'a> {
     id: Uuid,
-    username: String,
-    name: Option<String>,
+    username: &'a str,
+    name: Option<&'a str>,
     admin: bool,
     session_id: Uuid,
 }
@@ -219,11 +222,11 @@ struct Me {
          description = "invalid_token, token_expired or session_revoked (WWW-Authenticate)"),
     ))]
 pub(crate) async fn me(auth: Authenticated) -> HttpResponse {
-    let c = auth.0;
+    let c = auth.claims();
     HttpResponse::Ok().json(Me {
         id: c.sub,
-        username: c.username,
-        name: c.name,
+        username: &c.username,
+        name: c.name.as_deref(),
         admin: c.admin,
         session_id: c.sid,
     })
@@ -237,8 +240,8 @@ pub(crate) async fn me(auth: Authenticated) -> HttpResponse {
          description = "invalid_token, token_expired or session_revoked (WWW-Authenticate)"),
     ))]
 pub(crate) async fn restricted(auth: Authenticated) -> HttpResponse {
-    let c = auth.0;
-    let name = c.name.unwrap_or(c.username);
+    let c = auth.claims();
+    let name = c.name.as_deref().unwrap_or(&c.username);
     HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body(format!("Welcome {name}!"))

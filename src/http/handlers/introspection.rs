@@ -170,7 +170,7 @@ pub(crate) async fn introspect(
         .token
         .ok_or_else(|| ApiError::invalid_request("token is required"))?;
     let answer = match verify_live_access(&state, &token).await {
-        Ok(claims) => Introspection::Active(claims.into()),
+        Ok(verified) => Introspection::Active(verified.claims.clone().into()),
         Err(AccessRefusal::Stale) => return Err(stale(&state)),
         Err(AccessRefusal::Token(_) | AccessRefusal::Revoked) => {
             Introspection::Inactive(InactiveToken { active: false })
