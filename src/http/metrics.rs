@@ -22,6 +22,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+use super::table::RoutePattern;
 use crate::db::rotation_queue::QueueCounts;
 use crate::error::ApiError;
 
@@ -278,29 +279,28 @@ fn method_label(method: &Method) -> &'static str {
 }
 
 /// The middleware (`from_fn(metrics::track)`): counts every request by the
-/// route pattern that matched, and times it.
+/// route pattern that answered it, and times it.
 pub(crate) async fn track(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
-    // The pattern comes from the app's resource map, so it is known before
-    // routing; unknown paths share one label.
-    let route = req.match_pattern();
     let method = req.method().clone();
     let started = Instant::now();
     let result = next.call(req).await;
     if let Some(metrics) = metrics {
-        let status = match &result {
-            Ok(response) => response.status(),
-            Err(e) => e.as_response_error().status_code(),
+        // The resource that answered left its pattern in the request's app
+        // data; unknown paths (the default service) share one label, as does
+        // an error no handler turned into a response (none does today).
+        let (route, status) = match &result {
+            Ok(response) => (
+                response.request().app_data::<RoutePattern>(),
+                response.status(),
+            ),
+            Err(e) => (None, e.as_response_error().status_code()),
         };
-        metrics.observe_request(
-            route.as_deref().unwrap_or("unmatched"),
-            &method,
-            status,
-            started.elapsed(),
-        );
+        let route = route.map_or("unmatched", |pattern| &pattern.0);
+        metrics.observe_request(route, &method, status, started.elapsed());
     }
     result
 }
