@@ -9,6 +9,7 @@
 //! database (live sessions) are refreshed at scrape time, at most every
 //! `LIVE_SESSIONS_EVERY` seconds of the app's clock, never per request.
 
+use std::cell::{OnceCell, RefCell};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -18,11 +19,10 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::web;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use super::table::RoutePattern;
 use crate::db::rotation_queue::QueueCounts;
 use crate::error::ApiError;
 
@@ -240,6 +240,35 @@ impl Metrics {
         }
     }
 
+    /// [`observe_request`](Self::observe_request) for a route of the table,
+    /// with the series this worker found for it before.
+    fn observe_route(
+        &self,
+        route: &RouteSeries,
+        method: &Method,
+        status: StatusCode,
+        elapsed: Duration,
+    ) {
+        let method = method_label(method);
+        let counter = {
+            let mut known = route.requests.borrow_mut();
+            match known.iter().find(|(m, s, _)| *m == method && *s == status) {
+                Some((_, _, counter)) => counter.clone(),
+                None => {
+                    let labels = [&*route.pattern, method, status.as_str()];
+                    let counter = self.requests.with_label_values(&labels);
+                    known.push((method, status, counter.clone()));
+                    counter
+                }
+            }
+        };
+        counter.inc();
+        route
+            .latency
+            .get_or_init(|| self.latency.with_label_values(&[&*route.pattern]))
+            .observe(elapsed.as_secs_f64());
+    }
+
     fn observe_request(&self, route: &str, method: &Method, status: StatusCode, elapsed: Duration) {
         self.requests
             .with_label_values(&[route, method_label(method), status.as_str()])
@@ -278,6 +307,27 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
+/// A route's label (its pattern) and the series of it this worker has used:
+/// carried by the route's resource as app data, so that the answered request
+/// names its route without matching the path again, and a request finds its
+/// series without hashing their labels (both were per request before).
+pub(crate) struct RouteSeries {
+    pattern: Box<str>,
+    /// By method label and status; a handful per route.
+    requests: RefCell<Vec<(&'static str, StatusCode, IntCounter)>>,
+    latency: OnceCell<Histogram>,
+}
+
+impl RouteSeries {
+    pub(crate) fn new(pattern: &str) -> Self {
+        Self {
+            pattern: pattern.into(),
+            requests: RefCell::default(),
+            latency: OnceCell::new(),
+        }
+    }
+}
+
 /// The middleware (`from_fn(metrics::track)`): counts every request by the
 /// route pattern that answered it, and times it.
 pub(crate) async fn track(
@@ -294,13 +344,16 @@ pub(crate) async fn track(
         // an error no handler turned into a response (none does today).
         let (route, status) = match &result {
             Ok(response) => (
-                response.request().app_data::<RoutePattern>(),
+                response.request().app_data::<RouteSeries>(),
                 response.status(),
             ),
             Err(e) => (None, e.as_response_error().status_code()),
         };
-        let route = route.map_or("unmatched", |pattern| &pattern.0);
-        metrics.observe_request(route, &method, status, started.elapsed());
+        let elapsed = started.elapsed();
+        match route {
+            Some(route) => metrics.observe_route(route, &method, status, elapsed),
+            None => metrics.observe_request("unmatched", &method, status, elapsed),
+        }
     }
     result
 }

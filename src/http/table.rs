@@ -14,6 +14,7 @@ use actix_web::{web, Resource, ResponseError};
 use utoipa::openapi::path::{HttpMethod, Operation};
 use utoipa::openapi::{OpenApi, RefOr, Schema};
 
+use super::metrics::RouteSeries;
 use crate::error::ApiError;
 
 /// One route: where it is served and how it is described.
@@ -127,11 +128,6 @@ pub(crate) fn describe(doc: &mut OpenApi, routes: &[Route]) {
 /// A resource whose other methods answer `405` in the contract's shape.
 /// Actix's own `405` carries the `Allow` header RFC 9110 requires, listing
 /// the methods the routes registered; the body is replaced, the header kept.
-/// The pattern of the resource that answered a request (its metrics
-/// label), carried by the resource itself: after the call, no second match
-/// of the path against every pattern is needed to name it.
-pub(crate) struct RoutePattern(pub(crate) Box<str>);
-
 fn resource(
     path: &str,
 ) -> Resource<
@@ -144,7 +140,7 @@ fn resource(
     >,
 > {
     web::resource(path)
-        .app_data(RoutePattern(path.into()))
+        .app_data(RouteSeries::new(path))
         .wrap(ErrorHandlers::new().handler(StatusCode::METHOD_NOT_ALLOWED, method_not_allowed))
 }
 
