@@ -30,25 +30,32 @@ impl InProcess {
 /// `GET /api/me` (any headers) answers `body` as JSON, as it is: the least an
 /// actix-web server does for a request shaped like keyward's.
 pub(crate) fn bare(workers: usize, body: String) -> Option<InProcess> {
-    spawn("bare server", move || async move {
-        let server = HttpServer::new(move || {
-            let body = body.clone();
-            App::new().route(
-                "/api/me",
-                web::get().to(move || {
-                    let body = body.clone();
-                    async move {
-                        HttpResponse::Ok()
-                            .content_type("application/json")
-                            .body(body)
-                    }
-                }),
-            )
-        })
-        .workers(workers)
-        .bind(("127.0.0.1", 0))?;
-        Ok((server.addrs()[0], server.run()))
+    spawn(
+        "bare server",
+        move || async move { bare_server(workers, body) },
+    )
+}
+
+/// The bare handler's server, bound and not yet running (also run as a
+/// process of its own: `bare_process`).
+pub(crate) fn bare_server(workers: usize, body: String) -> std::io::Result<(SocketAddr, Server)> {
+    let server = HttpServer::new(move || {
+        let body = body.clone();
+        App::new().route(
+            "/api/me",
+            web::get().to(move || {
+                let body = body.clone();
+                async move {
+                    HttpResponse::Ok()
+                        .content_type("application/json")
+                        .body(body)
+                }
+            }),
+        )
     })
+    .workers(workers)
+    .bind(("127.0.0.1", 0))?;
+    Ok((server.addrs()[0], server.run()))
 }
 
 /// keyward-verify's example resource server against the keyward at

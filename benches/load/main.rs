@@ -54,6 +54,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod abuse;
+mod bare_process;
 mod client;
 mod database;
 mod event_cost;
@@ -82,6 +83,8 @@ use crate::settings::{BenchConfig, Only};
 use crate::targets::{not_measured, Goal, Target};
 
 fn main() {
+    // This binary is also target a's baseline server (see `bare_process`).
+    bare_process::serve_if_asked();
     // `cargo bench` passes `--bench`; a filter argument is not supported.
     let config = BenchConfig::from_env();
     let main_run = (config.only == Only::All).then(|| main_run(&config));

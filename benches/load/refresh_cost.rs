@@ -14,6 +14,33 @@ use crate::targets::{cpu_json, cpu_note, rate_label, row_json, Goal, Target};
 pub(crate) struct RefreshCost {
     pub(crate) refresh: (Stats, Cpu),
     pub(crate) cas: (Stats, Cpu),
+    /// One Ed25519 signature and one verification on one core, in µs: a
+    /// refresh verifies one token and signs two.
+    pub(crate) ed25519: (f64, f64),
+}
+
+/// Times Ed25519 (ed25519-dalek, as keyward signs) over a token-sized
+/// message, on this thread.
+fn ed25519_us() -> (f64, f64) {
+    use ed25519_dalek::{Signer, SigningKey, Verifier};
+    const N: u32 = 2000;
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let message = [b'x'; 300];
+    let started = std::time::Instant::now();
+    let mut signature = key.sign(&message);
+    for _ in 1..N {
+        signature = key.sign(std::hint::black_box(&message));
+    }
+    let sign = started.elapsed().as_secs_f64() * 1e6 / f64::from(N);
+    let verifying = key.verifying_key();
+    let started = std::time::Instant::now();
+    for _ in 0..N {
+        assert!(verifying
+            .verify(std::hint::black_box(&message), &signature)
+            .is_ok());
+    }
+    let verify = started.elapsed().as_secs_f64() * 1e6 / f64::from(N);
+    (sign, verify)
 }
 
 pub(crate) fn run(bench: &mut Bench) -> RefreshCost {
@@ -34,6 +61,7 @@ pub(crate) fn run(bench: &mut Bench) -> RefreshCost {
     }
     bench.raw = cas.rows();
     RefreshCost {
+        ed25519: ed25519_us(),
         refresh: refresh_series.stats(Scenario::Refresh, clients, "refresh"),
         cas: cas_series.stats(Scenario::RawUpdate, clients, "minimal CAS UPDATE"),
     }
@@ -57,12 +85,19 @@ impl RefreshCost {
                     "minimal CAS UPDATE: PostgreSQL CPU per UPDATE {:.1} µs ({:.1} µs on the bench database's backends)",
                     cas_cpu.postgres, cas_cpu.postgres_db
                 ),
+                format!(
+                    "Ed25519 here: sign {:.1} µs, verify {:.1} µs; a refresh's one verify and two signs {:.1} µs of its CPU",
+                    self.ed25519.0,
+                    self.ed25519.1,
+                    self.ed25519.1 + 2.0 * self.ed25519.0
+                ),
             ],
             json: serde_json::json!({
                 "refresh": row_json(refresh), "cas": row_json(cas),
                 "refresh_cpu_per_request": cpu_json(*refresh_cpu),
                 "cas_cpu_per_update": cpu_json(*cas_cpu),
                 "cas_sql": MINIMAL_CAS,
+                "ed25519_sign_us": self.ed25519.0, "ed25519_verify_us": self.ed25519.1,
             }),
         }
     }

@@ -1,21 +1,27 @@
-//! Targets a and c: `/api/me` against a bare actix-web handler (in this
-//! process, as many workers as keyward, answering the same request with a
-//! copy of an `/api/me` body), and introspection against `/api/me`; the
-//! three interleaved in `rounds` slices, every request with another of the
-//! fixture's access tokens.
+//! Targets a and c: `/api/me` against a bare actix-web handler (a process
+//! of its own, as keyward's server is, with as many workers, answering the
+//! same request with a copy of an `/api/me` body; the same handler inside
+//! this process is measured too, for comparison), and introspection against
+//! `/api/me`; the four interleaved in `rounds` slices, every request with
+//! another of the fixture's access tokens.
 
 use base64::Engine as _;
 
+use crate::bare_process::BareProcess;
 use crate::client::{get, Conn};
 use crate::inproc;
 use crate::procfs::Cpu;
+use crate::procfs::{process_ticks, tick_seconds};
 use crate::report::{Series, Stats};
 use crate::scenarios::{run_fixed, Scenario};
 use crate::server::Bench;
 use crate::targets::{cpu_json, cpu_note, rate_label, row_json, Goal, Target};
 
 pub(crate) struct TokenChecks {
-    pub(crate) bare: Stats,
+    /// The bare handler in a process of its own, and its CPU per request.
+    pub(crate) bare: (Stats, f64),
+    /// The bare handler inside the bench process.
+    pub(crate) bare_inproc: Stats,
     pub(crate) me: (Stats, Cpu),
     pub(crate) introspection: (Stats, Cpu),
     /// The tokens' `alg` and how many distinct ones.
@@ -62,32 +68,49 @@ pub(crate) fn run(bench: &mut Bench) -> TokenChecks {
         let r = conn.send(&me[0]).await.expect("GET /api/me");
         String::from_utf8_lossy(conn.body(&r)).into_owned()
     });
+    let bare_process = BareProcess::start(bench.cores, &body).expect("the bare server's process");
     let bare_server = inproc::bare(bench.cores, body).expect("the bare actix-web server");
     let addr = bench.server.addr;
     // Introspection answers 200 for an inactive token too.
     let active: &'static [u8] = b"\"active\":true";
     let kinds = [
+        (bare_process.addr, &me, None),
         (bare_server.addr, &me, None),
         (addr, &me, None),
         (addr, &introspection, Some(active)),
     ];
-    let mut series: [Series; 3] = Default::default();
+    let mut series: [Series; 4] = Default::default();
+    let mut bare_ticks = 0;
     for _ in 0..bench.config.rounds {
-        for ((addr, requests, must), out) in kinds.iter().zip(series.iter_mut()) {
+        for (kind, ((addr, requests, must), out)) in kinds.iter().zip(series.iter_mut()).enumerate()
+        {
+            let before = process_ticks(bare_process.pid());
             out.0.push(bench.measured(|b| {
                 b.runtime
                     .block_on(run_fixed(*addr, requests, clients, *must, slice))
             }));
+            if kind == 0 {
+                bare_ticks += process_ticks(bare_process.pid()) - before;
+            }
         }
     }
+    drop(bare_process);
     bare_server.stop(&bench.runtime);
-    let [bare, me_series, introspection_series] = series;
-    let (bare, _) = bare.stats(Scenario::Me, clients, "bare actix-web, same requests");
+    let [bare, bare_inproc, me_series, introspection_series] = series;
+    let (bare, _) = bare.stats(
+        Scenario::Me,
+        clients,
+        "bare actix-web (own process), same requests",
+    );
+    let bare_cpu_us = bare_ticks as f64 * tick_seconds() * 1e6 / bare.requests.max(1) as f64;
+    let (bare_inproc, _) =
+        bare_inproc.stats(Scenario::Me, clients, "bare actix-web in the bench process");
     let me_stats = me_series.stats(Scenario::Me, clients, "GET /api/me");
     let introspection_stats =
         introspection_series.stats(Scenario::Me, clients, "POST /oauth/introspect");
     TokenChecks {
-        bare,
+        bare: (bare, bare_cpu_us),
+        bare_inproc,
         me: me_stats,
         introspection: introspection_stats,
         algorithm: algorithm(&bench.sessions[0].access),
@@ -102,19 +125,30 @@ impl TokenChecks {
 
     /// a: `/api/me` ≥ 0.95 × the bare handler.
     pub(crate) fn me_target(&self) -> Target {
-        let (me, cpu) = &self.me;
+        let ((me, cpu), (bare, bare_cpu)) = (&self.me, &self.bare);
+        let inproc = &self.bare_inproc;
         Target {
             id: "a",
             name: "/api/me / bare actix-web".into(),
             figure: me.rps,
             figure_is: format!("{}, {}", rate_label(me), self.tokens()),
-            baseline: Some(self.bare.rps),
-            baseline_is: rate_label(&self.bare),
+            baseline: Some(bare.rps),
+            baseline_is: rate_label(bare),
             unit: "req/s",
             goal: Goal::RatioAtLeast(0.95),
-            notes: vec![cpu_note("/api/me", *cpu)],
+            notes: vec![
+                cpu_note("/api/me", *cpu),
+                format!("bare actix-web: CPU per request {bare_cpu:.1} µs (its own process)"),
+                format!(
+                    "{}; /api/me / that = {:.3}",
+                    rate_label(inproc),
+                    me.rps / inproc.rps.max(1.0)
+                ),
+            ],
             json: serde_json::json!({
-                "me": row_json(me), "bare": row_json(&self.bare),
+                "me": row_json(me), "bare": row_json(bare),
+                "bare_cpu_us_per_request": bare_cpu,
+                "bare_in_bench_process": row_json(inproc),
                 "me_cpu_per_request": cpu_json(*cpu),
                 "algorithm": self.algorithm, "distinct_tokens": self.tokens,
             }),
