@@ -123,7 +123,10 @@ impl RotationQueue {
             start
         };
         if start_runner {
-            let runner = Runner(Arc::clone(self));
+            let runner = Runner {
+                queue: Arc::clone(self),
+                stopped: false,
+            };
             tokio::task::spawn_blocking(move || runner.run());
         }
         // A runner that could not run (the runtime is shutting down) has
@@ -137,10 +140,13 @@ impl RotationQueue {
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The next batch, or `None` (and one runner fewer) when none waits.
+    /// The next batch; `None`, and one runner fewer, when none waits (under
+    /// the same lock, so that a rotation queued a moment later starts a
+    /// runner of its own instead of counting on this one).
     fn next_batch(&self) -> Option<Vec<Job>> {
         let mut waiting = self.lock();
         if waiting.jobs.is_empty() {
+            waiting.runners -= 1;
             return None;
         }
         let take = waiting.jobs.len().min(MAX_BATCH);
@@ -148,23 +154,31 @@ impl RotationQueue {
     }
 }
 
-/// One runner: counted in `Waiting::runners` from its start until dropped.
-struct Runner(Arc<RotationQueue>);
+/// One runner: counted in `Waiting::runners` from its start until it finds
+/// the queue empty, or until dropped if it never gets there.
+struct Runner {
+    queue: Arc<RotationQueue>,
+    stopped: bool,
+}
 
 impl Runner {
-    fn run(self) {
-        let queue = &self.0;
+    fn run(mut self) {
+        let queue = Arc::clone(&self.queue);
         let mut conn = None;
         while let Some(batch) = queue.next_batch() {
-            run_batch(queue, &mut conn, batch);
+            run_batch(&queue, &mut conn, batch);
         }
-        // `self` is dropped here, under no lock: see `Drop`.
+        // `next_batch` has counted this runner out.
+        self.stopped = true;
     }
 }
 
 impl Drop for Runner {
     fn drop(&mut self) {
-        let mut waiting = self.0.lock();
+        if self.stopped {
+            return;
+        }
+        let mut waiting = self.queue.lock();
         waiting.runners -= 1;
         // A runner that stops with rotations still waiting and no other
         // runner (it never ran, or it panicked) answers them, so that none
