@@ -1,6 +1,6 @@
 //! Rotating refresh tokens: one compare-and-swap `UPDATE` of the session
 //! rows, for one rotation or for a batch of them (see
-//! [`rotation_queue`](super::rotation_queue)).
+//! `rotation_queue`).
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
