@@ -11,6 +11,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use keyward_claims::SignatureHash;
+
 use super::claims::AccessClaims;
 
 /// At most this many tokens are remembered (about 1 KiB each); when full,
@@ -25,43 +27,18 @@ pub(crate) struct Verified {
     pub(crate) kid: Option<String>,
 }
 
-/// Tokens are found by the start of their signature (see [`key`]), and
-/// then compared whole.
+/// Tokens are hashed by their signature's tail (`SignatureHash`, shared
+/// with keyward-verify's cache) and compared whole.
 #[derive(Debug, Default)]
 pub(crate) struct VerifiedTokens {
-    entries: RwLock<HashMap<Key, Entry>>,
-}
-
-type Key = [u8; 16];
-
-#[derive(Debug)]
-struct Entry {
-    token: Box<str>,
-    verified: Arc<Verified>,
-}
-
-/// The first 16 bytes of the token's last segment, its signature (zeros
-/// after a shorter one): what the cache hashes, instead of the whole token
-/// (hundreds of bytes, hashed at every request). Only tokens that verified
-/// are stored, and two of those do not share 96 bits of signature; a forged
-/// token copying an entry's signature finds that entry, and then differs
-/// from its token.
-fn key(token: &str) -> Key {
-    let signature = token.rsplit('.').next().unwrap_or(token).as_bytes();
-    let mut key = [0; 16];
-    let n = signature.len().min(key.len());
-    key[..n].copy_from_slice(&signature[..n]);
-    key
+    entries: RwLock<HashMap<Box<str>, Arc<Verified>, SignatureHash>>,
 }
 
 impl VerifiedTokens {
     /// The entry of exactly this token string, if it verified before.
     pub(crate) fn get(&self, token: &str) -> Option<Arc<Verified>> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries
-            .get(&key(token))
-            .filter(|entry| &*entry.token == token)
-            .map(|entry| Arc::clone(&entry.verified))
+        entries.get(token).cloned()
     }
 
     pub(crate) fn insert(&self, token: &str, verified: Arc<Verified>) {
@@ -69,11 +46,7 @@ impl VerifiedTokens {
         if entries.len() >= CAPACITY {
             entries.clear();
         }
-        let entry = Entry {
-            token: token.into(),
-            verified,
-        };
-        entries.insert(key(token), entry);
+        entries.insert(token.into(), verified);
     }
 
     /// Forgets everything (the keys changed).
@@ -122,7 +95,7 @@ mod tests {
         assert!(cache
             .get(&format!("aGVhZGVy.Zm9yZ2Vk.{signature}"))
             .is_none());
-        // Tokens with short or no signatures share a key but not an entry.
+        // Tokens with the same short tail share a bucket, not an entry.
         cache.insert("a.b.c", verified());
         assert!(cache.get("a.b.c").is_some());
         assert!(cache.get("x.y.c").is_none());

@@ -4,8 +4,12 @@
 //! leeway. keyward and keyward-verify both use these, so a token one accepts
 //! the other accepts too.
 
+mod signature_hash;
+
 use jsonwebtoken::{Algorithm, Validation};
+
 use serde::{Deserialize, Serialize};
+pub use signature_hash::{SignatureHash, TailHasher};
 use uuid::Uuid;
 
 /// The `typ` header of a keyward access token (a refresh token's differs).

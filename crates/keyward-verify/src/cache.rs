@@ -10,8 +10,9 @@
 //! leeway) and the revocation set.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::{Arc, RwLock};
+
+use keyward_claims::SignatureHash;
 
 use crate::claims::AccessClaims;
 
@@ -71,37 +72,6 @@ impl VerifiedTokens {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.entries.read().unwrap_or_else(|e| e.into_inner()).len()
-    }
-}
-
-/// Hashes a token by its last bytes only, which are its signature: hashing
-/// all of a token (several hundred bytes) cost more than the rest of a
-/// cache hit. Lookups still compare the whole string, so two tokens sharing
-/// a signature's tail merely share a bucket; and since only verified tokens
-/// are stored, nobody can choose tails to flood one.
-#[derive(Debug, Default, Clone)]
-struct SignatureHash(RandomState);
-
-/// Bytes of a token's end that are hashed.
-const HASHED_TAIL: usize = 24;
-
-impl BuildHasher for SignatureHash {
-    type Hasher = TailHasher;
-    fn build_hasher(&self) -> TailHasher {
-        TailHasher(self.0.build_hasher())
-    }
-}
-
-struct TailHasher(std::hash::DefaultHasher);
-
-impl Hasher for TailHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        self.0
-            .write(&bytes[bytes.len().saturating_sub(HASHED_TAIL)..]);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0.finish()
     }
 }
 
