@@ -54,6 +54,20 @@ impl Clock {
             )
     }
 
+    /// [`Clock::now`] in whole Unix seconds (`now().timestamp()`), without
+    /// building a calendar date: what every token check reads.
+    pub fn unix_seconds(&self) -> i64 {
+        let system_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| {
+                i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
+            });
+        let offset_us = self.skew_us
+            + self.to_database_us.load(Ordering::Relaxed)
+            + self.offset_us.load(Ordering::Relaxed);
+        system_us.saturating_add(offset_us).div_euclid(1_000_000)
+    }
+
     /// Aligns this clock (and every clone of it) with the database's:
     /// `database` is its time read between `sent` and `received` (this
     /// machine's [`Clock::local_now`]), taken to be halfway. Returns the
@@ -113,6 +127,23 @@ mod tests {
         clock.advance(TimeDelta::seconds(100));
         let ahead = (clock.now() - Utc::now()).num_seconds();
         assert!((99..=100).contains(&ahead), "{ahead}");
+    }
+
+    #[test]
+    fn unix_seconds_are_the_whole_seconds_of_now() {
+        let clock = Clock::skewed(TimeDelta::milliseconds(-1_700));
+        clock.advance(TimeDelta::seconds(3_600) + TimeDelta::microseconds(250));
+        // A second boundary may pass between the reads: read until both
+        // fall in the same second, which takes one or two tries.
+        let matched = (0..10).any(|_| {
+            let before = clock.now().timestamp();
+            let seconds = clock.unix_seconds();
+            let after = clock.now().timestamp();
+            before == after && seconds == before
+        });
+        assert!(matched, "unix_seconds disagrees with now().timestamp()");
+        let ahead = clock.unix_seconds() - Utc::now().timestamp();
+        assert!((3_597..=3_599).contains(&ahead), "{ahead}");
     }
 
     #[test]

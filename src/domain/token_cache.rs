@@ -9,11 +9,13 @@
 //! and revocation is checked by the caller as before.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock, Weak};
 
+use bytes::Bytes;
 use keyward_claims::SignatureHash;
 
 use super::claims::AccessClaims;
+use super::key_set::KeySet;
 
 /// At most this many tokens are remembered (about 1 KiB each); when full,
 /// the cache starts over. Only tokens that verified are ever stored, so
@@ -25,6 +27,42 @@ const CAPACITY: usize = 4096;
 pub(crate) struct Verified {
     pub(crate) claims: AccessClaims,
     pub(crate) kid: Option<String>,
+    /// The key set that verified it (held weakly: its allocation, hence its
+    /// address, stays while this does) and until when its key verifies, so
+    /// that a use under the same set checks a time instead of looking the
+    /// key up again.
+    key_set: Weak<KeySet>,
+    key_verify_until: Option<i64>,
+    /// `GET /api/me`'s body for this token, rendered at its first use: the
+    /// route answers from the claims alone, which cannot change.
+    pub(crate) me_body: OnceLock<Bytes>,
+}
+
+impl Verified {
+    pub(crate) fn new(
+        claims: AccessClaims,
+        kid: Option<String>,
+        key_set: &Arc<KeySet>,
+        key_verify_until: Option<i64>,
+    ) -> Self {
+        Self {
+            claims,
+            kid,
+            key_set: Arc::downgrade(key_set),
+            key_verify_until,
+            me_body: OnceLock::new(),
+        }
+    }
+
+    /// Whether the key that verified this token still verifies at `now` in
+    /// `keys` (the current set).
+    pub(crate) fn key_verifies(&self, keys: &Arc<KeySet>, now: i64) -> bool {
+        if std::ptr::eq(self.key_set.as_ptr(), Arc::as_ptr(keys)) {
+            self.key_verify_until.is_none_or(|until| now <= until)
+        } else {
+            keys.verifier(self.kid.as_deref(), now).is_some()
+        }
+    }
 }
 
 /// Tokens are hashed by their signature's tail (`SignatureHash`, shared
@@ -63,14 +101,15 @@ mod tests {
     use super::*;
     use crate::domain::claims::fixtures::access;
 
+    fn keys() -> Arc<KeySet> {
+        Arc::new(KeySet::from_secret(b"a secret"))
+    }
+
     #[test]
     fn the_cache_is_bounded() {
         let cache = VerifiedTokens::default();
         for i in 0..CAPACITY + 10 {
-            let verified = Verified {
-                claims: access(0),
-                kid: None,
-            };
+            let verified = Verified::new(access(0), None, &keys(), None);
             cache.insert(&format!("token {i}"), Arc::new(verified));
         }
         let held = cache.entries.read().unwrap().len();
@@ -81,12 +120,7 @@ mod tests {
     #[test]
     fn a_token_sharing_a_cached_signature_is_not_taken_for_it() {
         let cache = VerifiedTokens::default();
-        let verified = || {
-            Arc::new(Verified {
-                claims: access(0),
-                kid: None,
-            })
-        };
+        let verified = || Arc::new(Verified::new(access(0), None, &keys(), None));
         let signature = "c2lnbmF0dXJlLW9mLXRoZS1maXJzdC10b2tlbg";
         cache.insert(&format!("aGVhZGVy.Zmlyc3Q.{signature}"), verified());
         assert!(cache

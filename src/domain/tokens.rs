@@ -170,18 +170,15 @@ impl Tokens {
         token: &str,
         now: i64,
     ) -> Result<Arc<Verified>, TokenError> {
+        let keys = self.current_keys();
         if let Some(hit) = self.verified.get(token) {
-            if self
-                .current_keys()
-                .verifier(hit.kid.as_deref(), now)
-                .is_some()
-            {
+            if hit.key_verifies(&keys, now) {
                 hit.claims.check_times(now, self.settings.leeway_seconds)?;
                 return Ok(hit);
             }
         }
-        let (claims, kid) = self.verify::<AccessClaims>(token, ACCESS_TYP, now)?;
-        let verified = Arc::new(Verified { claims, kid });
+        let (claims, kid, key) = self.verify_with::<AccessClaims>(&keys, token, ACCESS_TYP, now)?;
+        let verified = Arc::new(Verified::new(claims, kid, &keys, key.verify_until));
         self.verified.insert(token, Arc::clone(&verified));
         Ok(verified)
     }
@@ -191,17 +188,19 @@ impl Tokens {
         token: &str,
         now: i64,
     ) -> Result<RefreshClaims, TokenError> {
-        self.verify(token, REFRESH_TYP, now)
-            .map(|(claims, _)| claims)
+        self.verify_with(&self.current_keys(), token, REFRESH_TYP, now)
+            .map(|(claims, _, _)| claims)
     }
 
-    /// The claims of a valid token and the `kid` of the key that verified it.
-    fn verify<C: DeserializeOwned + Timed>(
+    /// The claims of a valid token, the `kid` of the key in `keys` that
+    /// verified it, and that key.
+    fn verify_with<'k, C: DeserializeOwned + Timed>(
         &self,
+        keys: &'k KeySet,
         token: &str,
         typ: &str,
         now: i64,
-    ) -> Result<(C, Option<String>), TokenError> {
+    ) -> Result<(C, Option<String>, &'k Key), TokenError> {
         if token.is_empty() || token.len() > keyward_claims::MAX_TOKEN_LEN {
             return Err(TokenError::Invalid);
         }
@@ -209,7 +208,6 @@ impl Tokens {
         if header.typ.as_deref() != Some(typ) {
             return Err(TokenError::Invalid);
         }
-        let keys = self.current_keys();
         let key = keys
             .verifier(header.kid.as_deref(), now)
             .ok_or(TokenError::Invalid)?;
@@ -225,7 +223,7 @@ impl Tokens {
             .map_err(|_| TokenError::Invalid)?
             .claims;
         claims.check_times(now, self.settings.leeway_seconds)?;
-        Ok((claims, header.kid))
+        Ok((claims, header.kid, key))
     }
 }
 

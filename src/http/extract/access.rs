@@ -41,7 +41,7 @@ async fn verify_reloading<C>(
     token: &str,
     verify: fn(&Tokens, &str, i64) -> Result<C, TokenError>,
 ) -> Result<C, TokenError> {
-    let first = verify(&state.tokens, token, state.clock.now().timestamp());
+    let first = verify(&state.tokens, token, state.clock.unix_seconds());
     retry_after_reload(state, token, verify, first).await
 }
 
@@ -80,7 +80,7 @@ async fn retry_after_reload<C>(
     if !known {
         return first;
     }
-    verify(&state.tokens, token, state.clock.now().timestamp())
+    verify(&state.tokens, token, state.clock.unix_seconds())
 }
 
 /// An access token's claims and the `kid` that signed it (see
@@ -112,6 +112,11 @@ pub(crate) struct Authenticated(Arc<Verified>);
 impl Authenticated {
     pub(crate) fn claims(&self) -> &AccessClaims {
         &self.0.claims
+    }
+
+    /// The cache's entry for the token, with what it keeps beside the claims.
+    pub(crate) fn verified(&self) -> &Verified {
+        &self.0
     }
 
     /// The token's claims, or the contract's error for a refusal.
@@ -194,7 +199,7 @@ fn live_access_now(state: &AppState, token: &str) -> Option<Result<Arc<Verified>
     if max_staleness > 0 && state.listener.unconfirmed_for().as_secs() >= max_staleness {
         return Some(Err(AccessRefusal::Stale));
     }
-    let now = state.clock.now().timestamp();
+    let now = state.clock.unix_seconds();
     match state.tokens.verify_access_and_kid(token, now) {
         Err(TokenError::Invalid) if state.tokens.unknown_kid(token).is_some() => None,
         Err(e) => Some(Err(AccessRefusal::Token(e))),

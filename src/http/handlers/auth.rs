@@ -262,17 +262,21 @@ fn write_json_str(out: &mut Vec<u8>, text: &str) {
          description = "invalid_token, token_expired or session_revoked (WWW-Authenticate)"),
     ))]
 pub(crate) async fn me(auth: Authenticated) -> HttpResponse {
-    let c = auth.claims();
-    let me = Me {
-        id: c.sub,
-        username: &c.username,
-        name: c.name.as_deref(),
-        admin: c.admin,
-        session_id: c.sid,
-    };
+    // Rendered once per token and kept with it in the verified-token cache.
+    let body = auth.verified().me_body.get_or_init(|| {
+        let c = auth.claims();
+        let me = Me {
+            id: c.sub,
+            username: &c.username,
+            name: c.name.as_deref(),
+            admin: c.admin,
+            session_id: c.sid,
+        };
+        me.to_json().into()
+    });
     HttpResponse::Ok()
         .insert_header(header::ContentType::json())
-        .body(me.to_json())
+        .body(body.clone())
 }
 
 /// The tutorial's greeting.

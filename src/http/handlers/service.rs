@@ -111,7 +111,7 @@ impl From<PublicJwk> for Jwk {
         description = "The public keys that verify access tokens; empty under HS256 (a secret is never published)"))
 )]
 pub(crate) async fn jwks(state: State) -> HttpResponse {
-    let now = state.clock.now().timestamp();
+    let now = state.clock.unix_seconds();
     HttpResponse::Ok()
         .insert_header(CacheControl(vec![
             CacheDirective::Public,
