@@ -5,11 +5,11 @@
 //! `utoipa-actix-web` would make every handler a resource of its own, which
 //! loses the `405` with `Allow` a shared resource gives).
 
-use actix_web::body::{BoxBody, EitherBody};
-use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::http::header;
-use actix_web::http::{Method, StatusCode};
-use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use std::future::ready;
+
+use actix_web::guard::{Guard, GuardContext};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::Method;
 use actix_web::{web, Resource, ResponseError};
 use utoipa::openapi::path::{HttpMethod, Operation};
 use utoipa::openapi::{OpenApi, RefOr, Schema};
@@ -84,11 +84,24 @@ pub(crate) fn register(cfg: &mut web::ServiceConfig, routes: &[Route]) {
         }
     }
     for (path, routes) in by_path {
-        let mut resource = resource(&path);
-        for route in routes {
-            for method in (route.methods)() {
-                resource = resource.route((route.handler)().method(actix_method(&method)));
-            }
+        let methods: Vec<(Method, &Route)> = routes
+            .iter()
+            .flat_map(|route| {
+                (route.methods)()
+                    .into_iter()
+                    .map(move |m| (actix_method(&m), *route))
+            })
+            .collect();
+        let allow = methods
+            .iter()
+            .map(|(method, _)| method.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Method names are tokens, always valid in a header value.
+        let allow = HeaderValue::from_str(&allow).unwrap_or(HeaderValue::from_static(""));
+        let mut resource = resource(&path, allow);
+        for (method, route) in methods {
+            resource = resource.route((route.handler)().guard(IsMethod(method)));
         }
         cfg.service(resource);
     }
@@ -125,33 +138,27 @@ pub(crate) fn describe(doc: &mut OpenApi, routes: &[Route]) {
     components.schemas.extend(schemas);
 }
 
-/// A resource whose other methods answer `405` in the contract's shape.
-/// Actix's own `405` carries the `Allow` header RFC 9110 requires, listing
-/// the methods the routes registered; the body is replaced, the header kept.
-fn resource(
-    path: &str,
-) -> Resource<
-    impl ServiceFactory<
-        ServiceRequest,
-        Config = (),
-        Response = ServiceResponse<EitherBody<BoxBody>>,
-        Error = actix_web::Error,
-        InitError = (),
-    >,
-> {
+/// A resource whose other methods answer `405` in the contract's shape,
+/// with the `Allow` header RFC 9110 requires: `allow`, the methods its
+/// routes serve.
+fn resource(path: &str, allow: HeaderValue) -> Resource {
     web::resource(path)
         .app_data(RouteSeries::new(path))
-        .wrap(ErrorHandlers::new().handler(StatusCode::METHOD_NOT_ALLOWED, method_not_allowed))
+        .default_service(web::to(move || {
+            let mut response = ApiError::method_not_allowed().error_response();
+            response.headers_mut().insert(header::ALLOW, allow.clone());
+            ready(response)
+        }))
 }
 
-fn method_not_allowed<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let allow = res.headers().get(header::ALLOW).cloned();
-    let (req, _) = res.into_parts();
-    let mut response = ApiError::method_not_allowed().error_response();
-    if let Some(allow) = allow {
-        response.headers_mut().insert(header::ALLOW, allow);
+/// A route's method, checked without the bookkeeping of actix's own method
+/// guard, which allocates the list of methods it saw in every request's
+/// extensions (for the `Allow` of its default `405`): the table knows the
+/// methods of each path, so [`resource`] states them once.
+struct IsMethod(Method);
+
+impl Guard for IsMethod {
+    fn check(&self, ctx: &GuardContext<'_>) -> bool {
+        ctx.head().method == self.0
     }
-    Ok(ErrorHandlerResponse::Response(
-        ServiceResponse::new(req, response).map_into_right_body(),
-    ))
 }
