@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{Condition, DefaultHeaders, Logger};
+use actix_web::middleware::{Condition, Logger};
 use actix_web::{web, App, HttpServer};
 
 use crate::cleanup::{self, CleanupHandle};
@@ -145,7 +145,6 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
-                .app_data(web::Data::from(app_state.metrics.clone()))
                 .app_data(web::QueryConfig::default().error_handler(|e, _| {
                     ApiError::invalid_request(format!("The query string is invalid: {e}")).into()
                 }))
@@ -153,12 +152,7 @@ impl Application {
                     web::PathConfig::default().error_handler(|_, _| ApiError::not_found().into()),
                 )
                 .wrap(http::cors::CorsPolicy::new(app_state.settings.clone()))
-                .wrap(actix_web::middleware::from_fn(http::metrics::track))
-                .wrap(
-                    DefaultHeaders::new()
-                        .add(("X-Content-Type-Options", "nosniff"))
-                        .add(("Referrer-Policy", "no-referrer")),
-                )
+                .wrap(http::edge::Edge::new(app_state.metrics.clone()))
                 // The access log costs a formatted line per request even when
                 // its level is filtered out; it is only built when it is kept.
                 .wrap(Condition::new(

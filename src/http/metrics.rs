@@ -11,13 +11,9 @@
 
 use std::cell::{OnceCell, RefCell};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode};
-use actix_web::middleware::Next;
-use actix_web::web;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -242,7 +238,7 @@ impl Metrics {
 
     /// [`observe_request`](Self::observe_request) for a route of the table,
     /// with the series this worker found for it before.
-    fn observe_route(
+    pub(crate) fn observe_route(
         &self,
         route: &RouteSeries,
         method: &Method,
@@ -269,7 +265,13 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    fn observe_request(&self, route: &str, method: &Method, status: StatusCode, elapsed: Duration) {
+    pub(crate) fn observe_request(
+        &self,
+        route: &str,
+        method: &Method,
+        status: StatusCode,
+        elapsed: Duration,
+    ) {
         self.requests
             .with_label_values(&[route, method_label(method), status.as_str()])
             .inc();
@@ -326,36 +328,6 @@ impl RouteSeries {
             latency: OnceCell::new(),
         }
     }
-}
-
-/// The middleware (`from_fn(metrics::track)`): counts every request by the
-/// route pattern that answered it, and times it.
-pub(crate) async fn track(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
-    let method = req.method().clone();
-    let started = Instant::now();
-    let result = next.call(req).await;
-    if let Some(metrics) = metrics {
-        // The resource that answered left its pattern in the request's app
-        // data; unknown paths (the default service) share one label, as does
-        // an error no handler turned into a response (none does today).
-        let (route, status) = match &result {
-            Ok(response) => (
-                response.request().app_data::<RouteSeries>(),
-                response.status(),
-            ),
-            Err(e) => (None, e.as_response_error().status_code()),
-        };
-        let elapsed = started.elapsed();
-        match route {
-            Some(route) => metrics.observe_route(route, &method, status, elapsed),
-            None => metrics.observe_request("unmatched", &method, status, elapsed),
-        }
-    }
-    result
 }
 
 /// The gauges that are read, not counted, at each scrape.

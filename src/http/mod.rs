@@ -6,6 +6,7 @@ pub(crate) mod browser;
 pub mod client_addr;
 pub mod cors;
 pub(crate) mod doc;
+pub(crate) mod edge;
 pub(crate) mod extract;
 pub(crate) mod handlers;
 pub mod metrics;
