@@ -15,7 +15,7 @@ use bytes::Bytes;
 use keyward_claims::SignatureHash;
 
 use super::claims::AccessClaims;
-use super::key_set::KeySet;
+use super::key_set::{Key, KeySet};
 
 /// At most this many tokens are remembered (about 1 KiB each); when full,
 /// the cache starts over. Only tokens that verified are ever stored, so
@@ -39,17 +39,13 @@ pub(crate) struct Verified {
 }
 
 impl Verified {
-    pub(crate) fn new(
-        claims: AccessClaims,
-        kid: Option<String>,
-        key_set: &Arc<KeySet>,
-        key_verify_until: Option<i64>,
-    ) -> Self {
+    /// A token whose claims `key`, of `key_set`, verified.
+    pub(crate) fn new(claims: AccessClaims, key_set: &Arc<KeySet>, key: &Key) -> Self {
         Self {
             claims,
-            kid,
+            kid: key.kid.clone(),
             key_set: Arc::downgrade(key_set),
-            key_verify_until,
+            key_verify_until: key.verify_until,
             me_body: OnceLock::new(),
         }
     }
@@ -101,16 +97,16 @@ mod tests {
     use super::*;
     use crate::domain::claims::fixtures::access;
 
-    fn keys() -> Arc<KeySet> {
-        Arc::new(KeySet::from_secret(b"a secret"))
+    fn verified() -> Verified {
+        let keys = Arc::new(KeySet::from_secret(b"a secret"));
+        Verified::new(access(0), &keys, keys.verifier(None, 0).unwrap())
     }
 
     #[test]
     fn the_cache_is_bounded() {
         let cache = VerifiedTokens::default();
         for i in 0..CAPACITY + 10 {
-            let verified = Verified::new(access(0), None, &keys(), None);
-            cache.insert(&format!("token {i}"), Arc::new(verified));
+            cache.insert(&format!("token {i}"), Arc::new(verified()));
         }
         let held = cache.entries.read().unwrap().len();
         assert!(held <= CAPACITY);
@@ -120,7 +116,7 @@ mod tests {
     #[test]
     fn a_token_sharing_a_cached_signature_is_not_taken_for_it() {
         let cache = VerifiedTokens::default();
-        let verified = || Arc::new(Verified::new(access(0), None, &keys(), None));
+        let verified = || Arc::new(verified());
         let signature = "c2lnbmF0dXJlLW9mLXRoZS1maXJzdC10b2tlbg";
         cache.insert(&format!("aGVhZGVy.Zmlyc3Q.{signature}"), verified());
         assert!(cache

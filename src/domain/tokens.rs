@@ -177,8 +177,8 @@ impl Tokens {
                 return Ok(hit);
             }
         }
-        let (claims, kid, key) = self.verify_with::<AccessClaims>(&keys, token, ACCESS_TYP, now)?;
-        let verified = Arc::new(Verified::new(claims, kid, &keys, key.verify_until));
+        let (claims, key) = self.verify_with::<AccessClaims>(&keys, token, ACCESS_TYP, now)?;
+        let verified = Arc::new(Verified::new(claims, &keys, key));
         self.verified.insert(token, Arc::clone(&verified));
         Ok(verified)
     }
@@ -189,18 +189,18 @@ impl Tokens {
         now: i64,
     ) -> Result<RefreshClaims, TokenError> {
         self.verify_with(&self.current_keys(), token, REFRESH_TYP, now)
-            .map(|(claims, _, _)| claims)
+            .map(|(claims, _)| claims)
     }
 
-    /// The claims of a valid token, the `kid` of the key in `keys` that
-    /// verified it, and that key.
+    /// The claims of a valid token and the key in `keys` that verified it
+    /// (whose `kid` is the token's).
     fn verify_with<'k, C: DeserializeOwned + Timed>(
         &self,
         keys: &'k KeySet,
         token: &str,
         typ: &str,
         now: i64,
-    ) -> Result<(C, Option<String>, &'k Key), TokenError> {
+    ) -> Result<(C, &'k Key), TokenError> {
         if token.is_empty() || token.len() > keyward_claims::MAX_TOKEN_LEN {
             return Err(TokenError::Invalid);
         }
@@ -223,7 +223,7 @@ impl Tokens {
             .map_err(|_| TokenError::Invalid)?
             .claims;
         claims.check_times(now, self.settings.leeway_seconds)?;
-        Ok((claims, header.kid, key))
+        Ok((claims, key))
     }
 }
 
