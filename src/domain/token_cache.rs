@@ -1,10 +1,11 @@
-//! Access tokens this instance has already verified, so that the next
-//! request with the same token costs one hash lookup instead of a signature
-//! check and three JSON parses: verification is a large share of what a
-//! request that only presents a token costs the server.
+//! Tokens this instance has already verified, or signed itself, so that
+//! the next request with the same token costs one hash lookup instead of a
+//! signature check and three JSON parses: verification is a large share of
+//! what a request that only presents a token costs the server.
 //!
 //! Only what cannot change for a given token string is remembered: that its
-//! signature, `typ`, `iss` and `aud` checked out, and its claims. Its times
+//! signature, `typ`, `iss` and `aud` checked out (or that this instance
+//! signed exactly these bytes, which is the same), and its claims. Its times
 //! and its key are checked again at every use by [`Tokens`](super::tokens::Tokens),
 //! and revocation is checked by the caller as before.
 
@@ -14,25 +15,51 @@ use std::sync::{Arc, OnceLock, RwLock, Weak};
 use bytes::Bytes;
 use keyward_claims::SignatureHash;
 
-use super::claims::AccessClaims;
+use super::claims::{AccessClaims, RefreshClaims};
 use super::key_set::{Key, KeySet};
 
-/// At most this many tokens are remembered (about 1 KiB each); when full,
-/// the cache starts over. Only tokens that verified are ever stored, so
-/// forged tokens cannot fill it.
+/// At most this many tokens are remembered per cache (about 1 KiB each);
+/// when full, the cache starts over. Only tokens that verified, or that
+/// this instance signed, are ever stored, so forged tokens cannot fill it.
 const CAPACITY: usize = 4096;
 
-/// A token that verified: its claims and the `kid` of the key that did it.
+/// The key that verified or signed a token, to check again at each use.
 #[derive(Debug)]
-pub(crate) struct Verified {
-    pub(crate) claims: AccessClaims,
+pub(crate) struct KeyCheck {
     pub(crate) kid: Option<String>,
-    /// The key set that verified it (held weakly: its allocation, hence its
-    /// address, stays while this does) and until when its key verifies, so
+    /// The key set the key is in (held weakly: its allocation, hence its
+    /// address, stays while this does) and until when the key verifies, so
     /// that a use under the same set checks a time instead of looking the
     /// key up again.
     key_set: Weak<KeySet>,
-    key_verify_until: Option<i64>,
+    verify_until: Option<i64>,
+}
+
+impl KeyCheck {
+    /// `key`, of `key_set`.
+    pub(crate) fn new(key_set: &Arc<KeySet>, key: &Key) -> Self {
+        Self {
+            kid: key.kid.clone(),
+            key_set: Arc::downgrade(key_set),
+            verify_until: key.verify_until,
+        }
+    }
+
+    /// Whether the key still verifies at `now` in `keys` (the current set).
+    pub(crate) fn verifies(&self, keys: &Arc<KeySet>, now: i64) -> bool {
+        if std::ptr::eq(self.key_set.as_ptr(), Arc::as_ptr(keys)) {
+            self.verify_until.is_none_or(|until| now <= until)
+        } else {
+            keys.verifier(self.kid.as_deref(), now).is_some()
+        }
+    }
+}
+
+/// An access token that verified: its claims and the key that did it.
+#[derive(Debug)]
+pub(crate) struct Verified {
+    pub(crate) claims: AccessClaims,
+    pub(crate) key: KeyCheck,
     /// `GET /api/me`'s body for this token, rendered at its first use: the
     /// route answers from the claims alone, which cannot change.
     pub(crate) me_body: OnceLock<Bytes>,
@@ -43,44 +70,71 @@ impl Verified {
     pub(crate) fn new(claims: AccessClaims, key_set: &Arc<KeySet>, key: &Key) -> Self {
         Self {
             claims,
-            kid: key.kid.clone(),
-            key_set: Arc::downgrade(key_set),
-            key_verify_until: key.verify_until,
+            key: KeyCheck::new(key_set, key),
             me_body: OnceLock::new(),
         }
     }
+}
 
-    /// Whether the key that verified this token still verifies at `now` in
-    /// `keys` (the current set).
-    pub(crate) fn key_verifies(&self, keys: &Arc<KeySet>, now: i64) -> bool {
-        if std::ptr::eq(self.key_set.as_ptr(), Arc::as_ptr(keys)) {
-            self.key_verify_until.is_none_or(|until| now <= until)
-        } else {
-            keys.verifier(self.kid.as_deref(), now).is_some()
+/// A refresh token this instance signed and nobody has presented yet: its
+/// claims and the key that signed it. Rotation hands each one out once and
+/// the next refresh presents it, so most refreshes skip their verification.
+#[derive(Debug)]
+pub(crate) struct Issued {
+    pub(crate) claims: RefreshClaims,
+    pub(crate) key: KeyCheck,
+}
+
+/// Tokens hashed by their signature's tail (`SignatureHash`, shared with
+/// keyward-verify's cache) and compared whole.
+#[derive(Debug)]
+pub(crate) struct TokenCache<V> {
+    entries: RwLock<HashMap<Box<str>, V, SignatureHash>>,
+}
+
+impl<V> Default for TokenCache<V> {
+    fn default() -> Self {
+        Self {
+            entries: RwLock::default(),
         }
     }
 }
 
-/// Tokens are hashed by their signature's tail (`SignatureHash`, shared
-/// with keyward-verify's cache) and compared whole.
-#[derive(Debug, Default)]
-pub(crate) struct VerifiedTokens {
-    entries: RwLock<HashMap<Box<str>, Arc<Verified>, SignatureHash>>,
-}
+/// Access tokens that verified, kept while they are used again and again.
+pub(crate) type VerifiedTokens = TokenCache<Arc<Verified>>;
 
-impl VerifiedTokens {
-    /// The entry of exactly this token string, if it verified before.
-    pub(crate) fn get(&self, token: &str) -> Option<Arc<Verified>> {
+/// Refresh tokens this instance signed, each taken at its first use.
+pub(crate) type IssuedTokens = TokenCache<Issued>;
+
+impl<V> TokenCache<V> {
+    /// The entry of exactly this token string, if there is one.
+    pub(crate) fn get(&self, token: &str) -> Option<V>
+    where
+        V: Clone,
+    {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         entries.get(token).cloned()
     }
 
-    pub(crate) fn insert(&self, token: &str, verified: Arc<Verified>) {
+    /// The entry of exactly this token string, which is then forgotten.
+    pub(crate) fn take(&self, token: &str) -> Option<V> {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        entries.remove(token)
+    }
+
+    pub(crate) fn insert(&self, token: &str, value: V) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= CAPACITY {
             entries.clear();
         }
-        entries.insert(token.into(), verified);
+        entries.insert(token.into(), value);
+    }
+
+    /// Whether exactly this token string has an entry.
+    #[cfg(test)]
+    pub(crate) fn holds(&self, token: &str) -> bool {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries.contains_key(token)
     }
 
     /// Forgets everything (the keys changed).
@@ -130,5 +184,15 @@ mod tests {
         assert!(cache.get("a.b.c").is_some());
         assert!(cache.get("x.y.c").is_none());
         assert!(cache.get("c").is_none());
+    }
+
+    #[test]
+    fn a_taken_token_is_forgotten() {
+        let cache = VerifiedTokens::default();
+        cache.insert("a.b.c", Arc::new(verified()));
+        assert!(cache.take("x.y.c").is_none());
+        assert!(cache.take("a.b.c").is_some());
+        assert!(cache.take("a.b.c").is_none());
+        assert!(cache.get("a.b.c").is_none());
     }
 }

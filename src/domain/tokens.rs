@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::claims::{Timed, ACCESS_TYP, REFRESH_TYP};
-use super::token_cache::{Verified, VerifiedTokens};
+use super::token_cache::{Issued, IssuedTokens, KeyCheck, Verified, VerifiedTokens};
 
 // The claims and keys are used with `Tokens` everywhere: one path for all.
 pub(crate) use super::claims::{AccessClaims, RefreshClaims, TokenError};
@@ -41,6 +41,8 @@ pub struct Tokens {
     keys: RwLock<Arc<KeySet>>,
     /// Access tokens verified before (see `token_cache`).
     verified: VerifiedTokens,
+    /// Refresh tokens signed here and not yet presented (see `token_cache`).
+    issued: IssuedTokens,
     /// When the keys were last re-read for a token naming an unknown `kid`
     /// (see [`Tokens::reload_for_kid`]); held while such a read runs.
     kid_reload: Mutex<Option<Instant>>,
@@ -53,6 +55,7 @@ impl Tokens {
             settings,
             keys: RwLock::new(Arc::new(keys)),
             verified: VerifiedTokens::default(),
+            issued: IssuedTokens::default(),
             kid_reload: Mutex::new(None),
         }
     }
@@ -65,6 +68,7 @@ impl Tokens {
         let mut current = self.keys.write().unwrap_or_else(|e| e.into_inner());
         *current = Arc::new(keys);
         self.verified.clear();
+        self.issued.clear();
     }
 
     fn current_keys(&self) -> Arc<KeySet> {
@@ -133,15 +137,33 @@ impl Tokens {
     }
 
     pub fn sign_access(&self, claims: &AccessClaims) -> Result<String, SignError> {
-        self.sign(ACCESS_TYP, claims)
+        self.sign(&self.current_keys(), ACCESS_TYP, claims)
+            .map(|(token, _)| token)
     }
 
+    /// Signs a refresh token and remembers it: the refresh that presents
+    /// exactly this string next needs no signature check (see
+    /// [`verify_refresh`](Self::verify_refresh)).
     pub(crate) fn sign_refresh(&self, claims: &RefreshClaims) -> Result<String, SignError> {
-        self.sign(REFRESH_TYP, claims)
+        let keys = self.current_keys();
+        let (token, key) = self.sign(&keys, REFRESH_TYP, claims)?;
+        // Remembered only if verification would take it: this instance
+        // signs no other, but a caller could pass foreign claims.
+        if claims.iss == self.settings.issuer && claims.aud == self.settings.audience {
+            let key = KeyCheck::new(&keys, key);
+            let claims = claims.clone();
+            self.issued.insert(&token, Issued { claims, key });
+        }
+        Ok(token)
     }
 
-    fn sign<C: Serialize + Timed>(&self, typ: &str, claims: &C) -> Result<String, SignError> {
-        let keys = self.current_keys();
+    /// The token and the key of `keys` that signed it.
+    fn sign<'k, C: Serialize + Timed>(
+        &self,
+        keys: &'k KeySet,
+        typ: &str,
+        claims: &C,
+    ) -> Result<(String, &'k Key), SignError> {
         let key = keys
             .signer_at(claims.iat())
             .ok_or_else(|| SignError(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat.into()))?;
@@ -152,7 +174,7 @@ impl Tokens {
             .encoding
             .as_ref()
             .ok_or_else(|| SignError(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat.into()))?;
-        Ok(jsonwebtoken::encode(&header, claims, encoding)?)
+        Ok((jsonwebtoken::encode(&header, claims, encoding)?, key))
     }
 
     /// Every request of every service verifies an access token: a token
@@ -172,7 +194,7 @@ impl Tokens {
     ) -> Result<Arc<Verified>, TokenError> {
         let keys = self.current_keys();
         if let Some(hit) = self.verified.get(token) {
-            if hit.key_verifies(&keys, now) {
+            if hit.key.verifies(&keys, now) {
                 hit.claims.check_times(now, self.settings.leeway_seconds)?;
                 return Ok(hit);
             }
@@ -183,12 +205,25 @@ impl Tokens {
         Ok(verified)
     }
 
+    /// A refresh token this instance signed is taken from those it
+    /// remembers: the same bytes it signed carry a valid signature, so only
+    /// its times and its key are checked (a key revoked or retired since
+    /// refuses it as verification would). Any other token is verified.
     pub(crate) fn verify_refresh(
         &self,
         token: &str,
         now: i64,
     ) -> Result<RefreshClaims, TokenError> {
-        self.verify_with(&self.current_keys(), token, REFRESH_TYP, now)
+        let keys = self.current_keys();
+        if let Some(issued) = self.issued.take(token) {
+            if issued.key.verifies(&keys, now) {
+                issued
+                    .claims
+                    .check_times(now, self.settings.leeway_seconds)?;
+                return Ok(issued.claims);
+            }
+        }
+        self.verify_with(&keys, token, REFRESH_TYP, now)
             .map(|(claims, _)| claims)
     }
 

@@ -204,3 +204,71 @@ fn only_the_exact_token_string_hits() {
         Err(TokenError::Invalid)
     );
 }
+
+#[test]
+fn a_refresh_token_signed_here_skips_its_verification_once() {
+    let t = tokens();
+    let claims = refresh(1_000_000);
+    let token = t.sign_refresh(&claims).unwrap();
+    assert!(t.issued.holds(&token));
+    assert_eq!(t.verify_refresh(&token, 1_000_000).unwrap(), claims);
+    assert!(!t.issued.holds(&token), "taken at its first use");
+    // Presented again (a retry), it is verified as any other token.
+    assert_eq!(t.verify_refresh(&token, 1_000_000).unwrap(), claims);
+}
+
+#[test]
+fn a_remembered_refresh_token_still_expires_and_is_never_an_access_token() {
+    let t = tokens();
+    let claims = refresh(1_000_000);
+    let token = t.sign_refresh(&claims).unwrap();
+    assert_eq!(t.verify_access(&token, 1_000_000), Err(TokenError::Invalid));
+    assert_eq!(
+        t.verify_refresh(&token, claims.exp + 6),
+        Err(TokenError::Expired)
+    );
+    let mut early = refresh(1_000_000);
+    early.nbf = Some(1_000_100);
+    let token = t.sign_refresh(&early).unwrap();
+    assert_eq!(
+        t.verify_refresh(&token, 1_000_000),
+        Err(TokenError::Invalid)
+    );
+}
+
+#[test]
+fn a_remembered_refresh_token_stops_verifying_when_its_key_is_replaced() {
+    let t = tokens();
+    let token = t.sign_refresh(&refresh(1_000_000)).unwrap();
+    t.replace_keys(KeySet::from_secret(b"another secret, also 32 bytes long"));
+    assert_eq!(
+        t.verify_refresh(&token, 1_000_000),
+        Err(TokenError::Invalid)
+    );
+}
+
+#[test]
+fn refresh_tokens_verification_would_refuse_are_not_remembered() {
+    let t = tokens();
+    for mutate in [
+        |c: &mut RefreshClaims| c.iss = "else".into(),
+        |c: &mut RefreshClaims| c.aud = "else".into(),
+    ] {
+        let mut claims = refresh(1_000_000);
+        mutate(&mut claims);
+        let token = t.sign_refresh(&claims).unwrap();
+        assert!(!t.issued.holds(&token));
+        assert_eq!(
+            t.verify_refresh(&token, 1_000_000),
+            Err(TokenError::Invalid)
+        );
+    }
+    let token = t.sign_refresh(&refresh(1_000_000)).unwrap();
+    let mut forged = token.clone();
+    forged.pop();
+    forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+    assert_eq!(
+        t.verify_refresh(&forged, 1_000_000),
+        Err(TokenError::Invalid)
+    );
+}
