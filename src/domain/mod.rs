@@ -6,6 +6,7 @@ pub(crate) mod claims;
 pub(crate) mod device;
 pub(crate) mod ed25519_keys;
 pub(crate) mod feed_cursor;
+pub(crate) mod issued_tokens;
 pub(crate) mod key_set;
 pub(crate) mod password;
 pub(crate) mod revocation;

@@ -1,11 +1,10 @@
-//! Tokens this instance has already verified, or signed itself, so that
+//! Tokens this instance has already verified, so that
 //! the next request with the same token costs one hash lookup instead of a
 //! signature check and three JSON parses: verification is a large share of
 //! what a request that only presents a token costs the server.
 //!
 //! Only what cannot change for a given token string is remembered: that its
-//! signature, `typ`, `iss` and `aud` checked out (or that this instance
-//! signed exactly these bytes, which is the same), and its claims. Its times
+//! signature, `typ`, `iss` and `aud` checked out, and its claims. Its times
 //! and its key are checked again at every use by [`Tokens`](super::tokens::Tokens),
 //! and revocation is checked by the caller as before.
 
@@ -15,15 +14,15 @@ use std::sync::{Arc, OnceLock, RwLock, Weak};
 use bytes::Bytes;
 use keyward_claims::SignatureHash;
 
-use super::claims::{AccessClaims, RefreshClaims};
+use super::claims::AccessClaims;
 use super::key_set::{Key, KeySet};
 
 /// At most this many tokens are remembered per cache (about 1 KiB each);
 /// when full, the cache starts over. Only tokens that verified, or that
-/// this instance signed, are ever stored, so forged tokens cannot fill it.
+/// are ever stored, so forged tokens cannot fill it.
 const CAPACITY: usize = 4096;
 
-/// The key that verified or signed a token, to check again at each use.
+/// The key that verified a token, to check again at each use.
 #[derive(Debug)]
 pub(crate) struct KeyCheck {
     pub(crate) kid: Option<String>,
@@ -76,15 +75,6 @@ impl Verified {
     }
 }
 
-/// A refresh token this instance signed and nobody has presented yet: its
-/// claims and the key that signed it. Rotation hands each one out once and
-/// the next refresh presents it, so most refreshes skip their verification.
-#[derive(Debug)]
-pub(crate) struct Issued {
-    pub(crate) claims: RefreshClaims,
-    pub(crate) key: KeyCheck,
-}
-
 /// Tokens hashed by their signature's tail (`SignatureHash`, shared with
 /// keyward-verify's cache) and compared whole.
 #[derive(Debug)]
@@ -103,9 +93,6 @@ impl<V> Default for TokenCache<V> {
 /// Access tokens that verified, kept while they are used again and again.
 pub(crate) type VerifiedTokens = TokenCache<Arc<Verified>>;
 
-/// Refresh tokens this instance signed, each taken at its first use.
-pub(crate) type IssuedTokens = TokenCache<Issued>;
-
 impl<V> TokenCache<V> {
     /// The entry of exactly this token string, if there is one.
     pub(crate) fn get(&self, token: &str) -> Option<V>
@@ -116,25 +103,12 @@ impl<V> TokenCache<V> {
         entries.get(token).cloned()
     }
 
-    /// The entry of exactly this token string, which is then forgotten.
-    pub(crate) fn take(&self, token: &str) -> Option<V> {
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        entries.remove(token)
-    }
-
     pub(crate) fn insert(&self, token: &str, value: V) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= CAPACITY {
             entries.clear();
         }
         entries.insert(token.into(), value);
-    }
-
-    /// Whether exactly this token string has an entry.
-    #[cfg(test)]
-    pub(crate) fn holds(&self, token: &str) -> bool {
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries.contains_key(token)
     }
 
     /// Forgets everything (the keys changed).
@@ -184,15 +158,5 @@ mod tests {
         assert!(cache.get("a.b.c").is_some());
         assert!(cache.get("x.y.c").is_none());
         assert!(cache.get("c").is_none());
-    }
-
-    #[test]
-    fn a_taken_token_is_forgotten() {
-        let cache = VerifiedTokens::default();
-        cache.insert("a.b.c", Arc::new(verified()));
-        assert!(cache.take("x.y.c").is_none());
-        assert!(cache.take("a.b.c").is_some());
-        assert!(cache.take("a.b.c").is_none());
-        assert!(cache.get("a.b.c").is_none());
     }
 }

@@ -11,7 +11,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::claims::{Timed, ACCESS_TYP, REFRESH_TYP};
-use super::token_cache::{Issued, IssuedTokens, KeyCheck, Verified, VerifiedTokens};
+use super::issued_tokens::{Issued, IssuedTokens};
+use super::token_cache::{Verified, VerifiedTokens};
 
 // The claims and keys are used with `Tokens` everywhere: one path for all.
 pub(crate) use super::claims::{AccessClaims, RefreshClaims, TokenError};
@@ -41,7 +42,7 @@ pub struct Tokens {
     keys: RwLock<Arc<KeySet>>,
     /// Access tokens verified before (see `token_cache`).
     verified: VerifiedTokens,
-    /// Refresh tokens signed here and not yet presented (see `token_cache`).
+    /// Refresh tokens signed here and not yet presented (see `issued_tokens`).
     issued: IssuedTokens,
     /// When the keys were last re-read for a token naming an unknown `kid`
     /// (see [`Tokens::reload_for_kid`]); held while such a read runs.
@@ -150,9 +151,8 @@ impl Tokens {
         // Remembered only if verification would take it: this instance
         // signs no other, but a caller could pass foreign claims.
         if claims.iss == self.settings.issuer && claims.aud == self.settings.audience {
-            let key = KeyCheck::new(&keys, key);
-            let claims = claims.clone();
-            self.issued.insert(&token, Issued { claims, key });
+            self.issued
+                .remember(&token, Issued::new(claims, &keys, key));
         }
         Ok(token)
     }
@@ -207,20 +207,20 @@ impl Tokens {
 
     /// A refresh token this instance signed is taken from those it
     /// remembers: the same bytes it signed carry a valid signature, so only
-    /// its times and its key are checked (a key revoked or retired since
-    /// refuses it as verification would). Any other token is verified.
+    /// its times are checked, under the key set that signed it (after a key
+    /// change it is verified in full, which refuses a key revoked or retired
+    /// since). Any other token is verified.
     pub(crate) fn verify_refresh(
         &self,
         token: &str,
         now: i64,
     ) -> Result<RefreshClaims, TokenError> {
         let keys = self.current_keys();
+        let (iss, aud) = (&self.settings.issuer, &self.settings.audience);
         if let Some(issued) = self.issued.take(token) {
-            if issued.key.verifies(&keys, now) {
-                issued
-                    .claims
-                    .check_times(now, self.settings.leeway_seconds)?;
-                return Ok(issued.claims);
+            if let Some(claims) = issued.claims(&keys, now, iss, aud) {
+                claims.check_times(now, self.settings.leeway_seconds)?;
+                return Ok(claims);
             }
         }
         self.verify_with(&keys, token, REFRESH_TYP, now)

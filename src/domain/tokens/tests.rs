@@ -248,6 +248,30 @@ fn a_remembered_refresh_token_stops_verifying_when_its_key_is_replaced() {
 }
 
 #[test]
+fn a_refresh_token_remembered_under_replaced_keys_is_verified_in_full() {
+    let t = tokens();
+    let claims = refresh(1_000_000);
+    let token = t.sign_refresh(&claims).unwrap();
+    // Signed just before a key change and remembered just after it (the
+    // change empties the table): the entry names the old set, so the token
+    // is verified, and under the same secret it verifies.
+    let entry = t.issued.take(&token).unwrap();
+    t.replace_keys(KeySet::from_secret(SECRET));
+    t.issued.remember(&token, entry);
+    assert_eq!(t.verify_refresh(&token, 1_000_000).unwrap(), claims);
+    assert!(!t.issued.holds(&token));
+    // Under another secret it is refused, though it was remembered.
+    let token = t.sign_refresh(&claims).unwrap();
+    let entry = t.issued.take(&token).unwrap();
+    t.replace_keys(KeySet::from_secret(b"another secret, also 32 bytes long"));
+    t.issued.remember(&token, entry);
+    assert_eq!(
+        t.verify_refresh(&token, 1_000_000),
+        Err(TokenError::Invalid)
+    );
+}
+
+#[test]
 fn refresh_tokens_verification_would_refuse_are_not_remembered() {
     let t = tokens();
     for mutate in [
