@@ -106,10 +106,15 @@ fn revoked_in_memory(addr: SocketAddr) -> i64 {
 /// its revocation set (its catch-up); waits until it has. Returns the set's
 /// size.
 fn fill_revocation_set(conn: &mut PgConnection, addr: SocketAddr, n: i64) -> i64 {
+    // The instances learn of revocations from the `revocations` log, not
+    // from the sessions table: both are written, as keyward's revoking
+    // statements do.
     diesel::sql_query(
-        "UPDATE sessions SET revoked_at = now(), revoked_reason = 'bench' WHERE id IN \
-         (SELECT id FROM sessions WHERE user_agent = 'keyward-bench filler' \
-          AND revoked_at IS NULL LIMIT $1)",
+        "WITH revoked AS (UPDATE sessions SET revoked_at = now(), revoked_reason = 'bench' \
+         WHERE id IN (SELECT id FROM sessions WHERE user_agent = 'keyward-bench filler' \
+         AND revoked_at IS NULL LIMIT $1) RETURNING id, user_id) \
+         INSERT INTO revocations (at, reason, session_id, user_id) \
+         SELECT now(), 'bench', id, user_id FROM revoked",
     )
     .bind::<diesel::sql_types::BigInt, _>(n)
     .execute(conn)
