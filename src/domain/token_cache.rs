@@ -1,7 +1,7 @@
-//! Tokens this instance has already verified, so that
-//! the next request with the same token costs one hash lookup instead of a
-//! signature check and three JSON parses: verification is a large share of
-//! what a request that only presents a token costs the server.
+//! Access tokens this instance has already verified, so that the next
+//! request with the same token costs one hash lookup instead of a signature
+//! check and three JSON parses: verification is a large share of what a
+//! request that only presents a token costs the server.
 //!
 //! Only what cannot change for a given token string is remembered: that its
 //! signature, `typ`, `iss` and `aud` checked out, and its claims. Its times
@@ -17,48 +17,22 @@ use keyward_claims::SignatureHash;
 use super::claims::AccessClaims;
 use super::key_set::{Key, KeySet};
 
-/// At most this many tokens are remembered per cache (about 1 KiB each);
-/// when full, the cache starts over. Only tokens that verified, or that
-/// are ever stored, so forged tokens cannot fill it.
+/// At most this many tokens are remembered (about 1 KiB each); when full,
+/// the cache starts over. Only tokens that verified are ever stored, so
+/// forged tokens cannot fill it.
 const CAPACITY: usize = 4096;
 
-/// The key that verified a token, to check again at each use.
-#[derive(Debug)]
-pub(crate) struct KeyCheck {
-    pub(crate) kid: Option<String>,
-    /// The key set the key is in (held weakly: its allocation, hence its
-    /// address, stays while this does) and until when the key verifies, so
-    /// that a use under the same set checks a time instead of looking the
-    /// key up again.
-    key_set: Weak<KeySet>,
-    verify_until: Option<i64>,
-}
-
-impl KeyCheck {
-    /// `key`, of `key_set`.
-    pub(crate) fn new(key_set: &Arc<KeySet>, key: &Key) -> Self {
-        Self {
-            kid: key.kid.clone(),
-            key_set: Arc::downgrade(key_set),
-            verify_until: key.verify_until,
-        }
-    }
-
-    /// Whether the key still verifies at `now` in `keys` (the current set).
-    pub(crate) fn verifies(&self, keys: &Arc<KeySet>, now: i64) -> bool {
-        if std::ptr::eq(self.key_set.as_ptr(), Arc::as_ptr(keys)) {
-            self.verify_until.is_none_or(|until| now <= until)
-        } else {
-            keys.verifier(self.kid.as_deref(), now).is_some()
-        }
-    }
-}
-
-/// An access token that verified: its claims and the key that did it.
+/// A token that verified: its claims and the `kid` of the key that did it.
 #[derive(Debug)]
 pub(crate) struct Verified {
     pub(crate) claims: AccessClaims,
-    pub(crate) key: KeyCheck,
+    pub(crate) kid: Option<String>,
+    /// The key set that verified it (held weakly: its allocation, hence its
+    /// address, stays while this does) and until when its key verifies, so
+    /// that a use under the same set checks a time instead of looking the
+    /// key up again.
+    key_set: Weak<KeySet>,
+    key_verify_until: Option<i64>,
     /// `GET /api/me`'s body for this token, rendered at its first use: the
     /// route answers from the claims alone, which cannot change.
     pub(crate) me_body: OnceLock<Bytes>,
@@ -69,46 +43,44 @@ impl Verified {
     pub(crate) fn new(claims: AccessClaims, key_set: &Arc<KeySet>, key: &Key) -> Self {
         Self {
             claims,
-            key: KeyCheck::new(key_set, key),
+            kid: key.kid.clone(),
+            key_set: Arc::downgrade(key_set),
+            key_verify_until: key.verify_until,
             me_body: OnceLock::new(),
         }
     }
-}
 
-/// Tokens hashed by their signature's tail (`SignatureHash`, shared with
-/// keyward-verify's cache) and compared whole.
-#[derive(Debug)]
-pub(crate) struct TokenCache<V> {
-    entries: RwLock<HashMap<Box<str>, V, SignatureHash>>,
-}
-
-impl<V> Default for TokenCache<V> {
-    fn default() -> Self {
-        Self {
-            entries: RwLock::default(),
+    /// Whether the key that verified this token still verifies at `now` in
+    /// `keys` (the current set).
+    pub(crate) fn key_verifies(&self, keys: &Arc<KeySet>, now: i64) -> bool {
+        if std::ptr::eq(self.key_set.as_ptr(), Arc::as_ptr(keys)) {
+            self.key_verify_until.is_none_or(|until| now <= until)
+        } else {
+            keys.verifier(self.kid.as_deref(), now).is_some()
         }
     }
 }
 
-/// Access tokens that verified, kept while they are used again and again.
-pub(crate) type VerifiedTokens = TokenCache<Arc<Verified>>;
+/// Tokens are hashed by their signature's tail (`SignatureHash`, shared
+/// with keyward-verify's cache) and compared whole.
+#[derive(Debug, Default)]
+pub(crate) struct VerifiedTokens {
+    entries: RwLock<HashMap<Box<str>, Arc<Verified>, SignatureHash>>,
+}
 
-impl<V> TokenCache<V> {
-    /// The entry of exactly this token string, if there is one.
-    pub(crate) fn get(&self, token: &str) -> Option<V>
-    where
-        V: Clone,
-    {
+impl VerifiedTokens {
+    /// The entry of exactly this token string, if it verified before.
+    pub(crate) fn get(&self, token: &str) -> Option<Arc<Verified>> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         entries.get(token).cloned()
     }
 
-    pub(crate) fn insert(&self, token: &str, value: V) {
+    pub(crate) fn insert(&self, token: &str, verified: Arc<Verified>) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= CAPACITY {
             entries.clear();
         }
-        entries.insert(token.into(), value);
+        entries.insert(token.into(), verified);
     }
 
     /// Forgets everything (the keys changed).

@@ -194,7 +194,7 @@ impl Tokens {
     ) -> Result<Arc<Verified>, TokenError> {
         let keys = self.current_keys();
         if let Some(hit) = self.verified.get(token) {
-            if hit.key.verifies(&keys, now) {
+            if hit.key_verifies(&keys, now) {
                 hit.claims.check_times(now, self.settings.leeway_seconds)?;
                 return Ok(hit);
             }

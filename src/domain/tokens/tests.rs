@@ -26,6 +26,14 @@ pub(crate) fn tokens_with(keys: KeySet) -> Tokens {
     )
 }
 
+/// `token` with its signature's last character changed.
+fn with_last_char_changed(token: &str) -> String {
+    let mut forged = token.to_owned();
+    forged.pop();
+    forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+    forged
+}
+
 fn tokens() -> Tokens {
     tokens_with(KeySet::from_secret(SECRET))
 }
@@ -196,9 +204,7 @@ fn only_the_exact_token_string_hits() {
     let t = tokens();
     let token = t.sign_access(&access(1_000_000)).unwrap();
     assert!(t.verify_access(&token, 1_000_000).is_ok());
-    let mut forged = token.clone();
-    forged.pop();
-    forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+    let forged = with_last_char_changed(&token);
     assert_eq!(
         t.verify_access(&forged, 1_000_000),
         Err(TokenError::Invalid)
@@ -288,9 +294,7 @@ fn refresh_tokens_verification_would_refuse_are_not_remembered() {
         );
     }
     let token = t.sign_refresh(&refresh(1_000_000)).unwrap();
-    let mut forged = token.clone();
-    forged.pop();
-    forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+    let forged = with_last_char_changed(&token);
     assert_eq!(
         t.verify_refresh(&forged, 1_000_000),
         Err(TokenError::Invalid)

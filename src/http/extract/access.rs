@@ -213,7 +213,7 @@ fn refuse_revoked(
     state: &AppState,
     verified: Arc<Verified>,
 ) -> Result<Arc<Verified>, AccessRefusal> {
-    let (claims, kid) = (&verified.claims, verified.key.kid.as_deref());
+    let (claims, kid) = (&verified.claims, verified.kid.as_deref());
     if state.revoked.refuses(&claims.sid, claims.auth_time, kid) {
         return Err(AccessRefusal::Revoked);
     }

@@ -201,7 +201,7 @@ async fn logout_token(
         refresh_jti: None,
         refused: state
             .revoked
-            .refuses(&c.sid, c.auth_time, verified.key.kid.as_deref()),
+            .refuses(&c.sid, c.auth_time, verified.kid.as_deref()),
     })
 }
 
