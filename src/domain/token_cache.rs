@@ -62,15 +62,17 @@ impl Verified {
 }
 
 /// Tokens are hashed by their signature's tail (`SignatureHash`, shared
-/// with keyward-verify's cache) and compared whole.
+/// with keyward-verify's cache) and compared whole, as bytes: a request's
+/// header is looked up before anything checks that it is text (a token
+/// that verified was, and only those are stored).
 #[derive(Debug, Default)]
 pub(crate) struct VerifiedTokens {
-    entries: RwLock<HashMap<Box<str>, Arc<Verified>, SignatureHash>>,
+    entries: RwLock<HashMap<Box<[u8]>, Arc<Verified>, SignatureHash>>,
 }
 
 impl VerifiedTokens {
-    /// The entry of exactly this token string, if it verified before.
-    pub(crate) fn get(&self, token: &str) -> Option<Arc<Verified>> {
+    /// The entry of exactly these token bytes, if they verified before.
+    pub(crate) fn get(&self, token: &[u8]) -> Option<Arc<Verified>> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         entries.get(token).cloned()
     }
@@ -80,7 +82,7 @@ impl VerifiedTokens {
         if entries.len() >= CAPACITY {
             entries.clear();
         }
-        entries.insert(token.into(), verified);
+        entries.insert(token.as_bytes().into(), verified);
     }
 
     /// Forgets everything (the keys changed).
@@ -120,15 +122,15 @@ mod tests {
         let signature = "c2lnbmF0dXJlLW9mLXRoZS1maXJzdC10b2tlbg";
         cache.insert(&format!("aGVhZGVy.Zmlyc3Q.{signature}"), verified());
         assert!(cache
-            .get(&format!("aGVhZGVy.Zmlyc3Q.{signature}"))
+            .get(format!("aGVhZGVy.Zmlyc3Q.{signature}").as_bytes())
             .is_some());
         assert!(cache
-            .get(&format!("aGVhZGVy.Zm9yZ2Vk.{signature}"))
+            .get(format!("aGVhZGVy.Zm9yZ2Vk.{signature}").as_bytes())
             .is_none());
         // Tokens with the same short tail share a bucket, not an entry.
         cache.insert("a.b.c", verified());
-        assert!(cache.get("a.b.c").is_some());
-        assert!(cache.get("x.y.c").is_none());
-        assert!(cache.get("c").is_none());
+        assert!(cache.get(b"a.b.c").is_some());
+        assert!(cache.get(b"x.y.c").is_none());
+        assert!(cache.get(b"c").is_none());
     }
 }

@@ -179,7 +179,7 @@ const CORS_VARY: &str = "Origin, Access-Control-Request-Method, Access-Control-R
 
 fn add_vary(headers: &mut header::HeaderMap) {
     let value = match headers.get(header::VARY) {
-        None => HeaderValue::from_static(CORS_VARY),
+        None => return headers.append(header::VARY, HeaderValue::from_static(CORS_VARY)),
         Some(before) => {
             let mut joined = before.as_bytes().to_vec();
             joined.extend_from_slice(b", ");

@@ -122,10 +122,12 @@ where
                         .metrics
                         .observe_request("unmatched", this.method, status, elapsed),
                 }
+                // `append` where absent: `insert` also looks for values to
+                // drop (70 instructions each, callgrind).
                 let headers = response.headers_mut();
                 for (name, value) in SECURITY_HEADERS.iter() {
                     if !headers.contains_key(name) {
-                        headers.insert(name.clone(), value.clone());
+                        headers.append(name.clone(), value.clone());
                     }
                 }
             }

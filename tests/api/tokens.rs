@@ -252,3 +252,40 @@ async fn a_missing_token_gets_a_bare_bearer_challenge() {
     .await;
     r.assert_error(401, "invalid_token");
 }
+
+#[actix_web::test]
+async fn a_bearer_token_that_is_not_text_is_invalid_not_missing() {
+    let app = spawn_app().await;
+    let user = app.register().await;
+    let pair = app.login(&user).await.token_pair();
+    // A genuine token with its last byte made non-UTF-8, and any case of
+    // the scheme: the token was presented, so the challenge names it.
+    let mut bytes = format!("bEaReR {}", pair.access_token).into_bytes();
+    *bytes.last_mut().unwrap() = 0xff;
+    let value = reqwest::header::HeaderValue::from_bytes(&bytes).unwrap();
+    let r = read(
+        app.client
+            .get(app.url("/api/me"))
+            .header("authorization", value)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    r.assert_error(401, "invalid_token");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(r#"Bearer realm="keyward", error="invalid_token""#)
+    );
+    // The genuine token, with the scheme in another case, still works.
+    let r = read(
+        app.client
+            .get(app.url("/api/me"))
+            .header("authorization", format!("BEARER {}", pair.access_token))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}

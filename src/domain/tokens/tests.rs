@@ -212,6 +212,27 @@ fn only_the_exact_token_string_hits() {
 }
 
 #[test]
+fn a_token_is_found_by_its_bytes_and_bytes_that_are_not_text_are_invalid() {
+    let t = tokens();
+    let c = access(1_000_000);
+    let token = t.sign_access(&c).unwrap();
+    let verified = t
+        .verify_access_and_kid(token.as_bytes(), 1_000_000)
+        .unwrap();
+    assert_eq!(verified.claims, c);
+    let again = t
+        .verify_access_and_kid(token.as_bytes(), 1_000_000)
+        .unwrap();
+    assert!(Arc::ptr_eq(&verified, &again));
+    let mut not_text = token.into_bytes();
+    *not_text.last_mut().unwrap() = 0xff;
+    assert_eq!(
+        t.verify_access_and_kid(&not_text, 1_000_000).err(),
+        Some(TokenError::Invalid)
+    );
+}
+
+#[test]
 fn a_refresh_token_signed_here_skips_its_verification_once() {
     let t = tokens();
     let claims = refresh(1_000_000);

@@ -17,18 +17,20 @@ use crate::error::{ApiError, Challenge, ErrorCode};
 use crate::http::AppState;
 use crate::services;
 
-/// The raw Bearer token of the request, if it carries one.
+/// The raw Bearer token of the request, if it carries one, as bytes: a
+/// token that verified before is looked up by them (`Tokens`), and any other
+/// is refused unless it is text.
+pub(crate) fn bearer_bytes(req: &HttpRequest) -> Option<&[u8]> {
+    let value = req.headers().get(AUTHORIZATION)?.as_bytes();
+    let space = value.iter().position(|&b| b == b' ')?;
+    let (scheme, token) = (&value[..space], value[space + 1..].trim_ascii());
+    (scheme.eq_ignore_ascii_case(b"bearer") && !token.is_empty()).then_some(token)
+}
+
+/// [`bearer_bytes`] as text (UTF-8 rather than `HeaderValue::to_str`'s
+/// visible ASCII: the same for any token that can verify).
 pub(crate) fn bearer_token(req: &HttpRequest) -> Option<&str> {
-    // UTF-8 rather than `HeaderValue::to_str`'s visible ASCII: the same for
-    // any token that can verify, and checked many bytes at a time instead of
-    // one (it was 2.4 % of an `/api/me` profile). A token with other
-    // characters is refused by its verification.
-    let value = std::str::from_utf8(req.headers().get(AUTHORIZATION)?.as_bytes()).ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    std::str::from_utf8(bearer_bytes(req)?).ok()
 }
 
 /// Verifies a token with this instance's keys. A token naming a `kid` this
@@ -89,7 +91,12 @@ pub(crate) async fn verify_access_and_kid(
     state: &web::Data<AppState>,
     token: &str,
 ) -> Result<Arc<Verified>, TokenError> {
-    verify_reloading(state, token, Tokens::verify_access_and_kid).await
+    verify_reloading(state, token, verify_access_text).await
+}
+
+/// `Tokens::verify_access_and_kid` for a token known to be text.
+fn verify_access_text(tokens: &Tokens, token: &str, now: i64) -> Result<Arc<Verified>, TokenError> {
+    tokens.verify_access_and_kid(token.as_bytes(), now)
 }
 
 /// A refresh token's claims (see `verify_reloading`).
@@ -178,12 +185,12 @@ pub(crate) async fn verify_live_access(
     state: &web::Data<AppState>,
     token: &str,
 ) -> Result<Arc<Verified>, AccessRefusal> {
-    if let Some(outcome) = live_access_now(state, token) {
+    if let Some(outcome) = live_access_now(state, token.as_bytes()) {
         return outcome;
     }
     // `live_access_now` found an unknown `kid` (its verification said
     // `Invalid`): only the re-read of the keys is left to do.
-    let verify = Tokens::verify_access_and_kid;
+    let verify = verify_access_text;
     let verified = retry_after_reload(state, token, verify, Err(TokenError::Invalid))
         .await
         .map_err(AccessRefusal::Token)?;
@@ -194,14 +201,18 @@ pub(crate) async fn verify_live_access(
 /// key this instance does not know, which waits for a re-read of the keys.
 /// Every other token (nearly all of them) is decided here, on the request's
 /// own thread, with no future to allocate.
-fn live_access_now(state: &AppState, token: &str) -> Option<Result<Arc<Verified>, AccessRefusal>> {
+fn live_access_now(state: &AppState, token: &[u8]) -> Option<Result<Arc<Verified>, AccessRefusal>> {
     let max_staleness = state.settings.revocation.max_staleness_seconds;
     if max_staleness > 0 && state.listener.unconfirmed_for().as_secs() >= max_staleness {
         return Some(Err(AccessRefusal::Stale));
     }
     let now = state.clock.unix_seconds();
     match state.tokens.verify_access_and_kid(token, now) {
-        Err(TokenError::Invalid) if state.tokens.unknown_kid(token).is_some() => None,
+        Err(TokenError::Invalid)
+            if std::str::from_utf8(token).is_ok_and(|t| state.tokens.unknown_kid(t).is_some()) =>
+        {
+            None
+        }
         Err(e) => Some(Err(AccessRefusal::Token(e))),
         Ok(verified) => Some(refuse_revoked(state, verified)),
     }
@@ -230,13 +241,16 @@ impl FromRequest for Authenticated {
             Ok(state) => state,
             Err(e) => return Either::Left(ready(Err(e))),
         };
-        let Some(token) = bearer_token(req) else {
+        let Some(token) = bearer_bytes(req) else {
             return Either::Left(ready(Err(missing_bearer())));
         };
         if let Some(outcome) = live_access_now(state, token) {
             return Either::Left(ready(Self::answer(state, outcome)));
         }
-        let (state, token) = (state.clone(), token.to_string());
+        // Only text gets here (`live_access_now` decides every other token):
+        // the conversion changes nothing.
+        let token = String::from_utf8_lossy(token).into_owned();
+        let state = state.clone();
         Either::Right(Box::pin(async move {
             let outcome = verify_live_access(&state, &token).await;
             Self::answer(&state, outcome)
@@ -271,5 +285,46 @@ impl FromRequest for Admin {
             }
             Ok(Self(claims))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::HeaderValue;
+    use actix_web::test::TestRequest;
+
+    fn with_authorization(value: &[u8]) -> HttpRequest {
+        let value = HeaderValue::from_bytes(value).unwrap();
+        TestRequest::default()
+            .insert_header((AUTHORIZATION, value))
+            .to_http_request()
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_matched_in_any_case_and_the_token_trimmed() {
+        for header in [&b"Bearer a.b.c"[..], b"bearer a.b.c", b"BEARER   a.b.c  "] {
+            let req = with_authorization(header);
+            assert_eq!(bearer_bytes(&req), Some(&b"a.b.c"[..]));
+            assert_eq!(bearer_token(&req), Some("a.b.c"));
+        }
+    }
+
+    #[test]
+    fn other_schemes_and_empty_tokens_carry_no_bearer_token() {
+        for header in [&b"Basic a.b.c"[..], b"Bearer", b"Bearer   ", b"Bearera.b.c"] {
+            assert_eq!(bearer_bytes(&with_authorization(header)), None);
+        }
+        assert_eq!(
+            bearer_bytes(&TestRequest::default().to_http_request()),
+            None
+        );
+    }
+
+    #[test]
+    fn a_token_that_is_not_text_has_bytes_but_no_text() {
+        let req = with_authorization(b"Bearer a.b.\xff");
+        assert_eq!(bearer_bytes(&req), Some(&b"a.b.\xff"[..]));
+        assert_eq!(bearer_token(&req), None);
     }
 }

@@ -1,7 +1,9 @@
 //! Signing in and out (API.md section 3): login, refresh, logout, and the
 //! token's own view of the caller (`/api/me`, `/restricted`).
 
-use actix_web::http::header::{self, CacheControl, CacheDirective};
+use std::io::Write;
+
+use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
@@ -274,10 +276,17 @@ pub(crate) async fn me(auth: Authenticated) -> HttpResponse {
         };
         me.to_json().into()
     });
+    // A static value: `ContentType::json()` formats its mime type into a
+    // new header value at every call (330 instructions of 24,000, callgrind).
     HttpResponse::Ok()
-        .insert_header(header::ContentType::json())
+        .insert_header((header::CONTENT_TYPE, JSON))
         .body(body.clone())
 }
+
+/// Header values used at every request of their route, built once.
+const JSON: header::HeaderValue = header::HeaderValue::from_static("application/json");
+const NO_STORE: header::HeaderValue = header::HeaderValue::from_static("no-store");
+const NO_CACHE: header::HeaderValue = header::HeaderValue::from_static("no-cache");
 
 /// The tutorial's greeting.
 #[utoipa::path(get, path = "/restricted", tag = "account", security(("bearer" = [])),
@@ -329,6 +338,64 @@ impl From<UserSummary> for UserSummaryBody {
     }
 }
 
+impl TokenPairBody<'_> {
+    /// The body exactly as `serde_json` writes it (the tests compare them),
+    /// written directly: the two tokens are most of it, and being JWTs in
+    /// compact form that keyward just signed (base64url and dots) they never
+    /// need escaping, where `serde_json` checks each of their bytes (a
+    /// refresh: 444,300 instructions with it, 431,200 with this; callgrind).
+    fn to_json(&self) -> Vec<u8> {
+        debug_assert!(is_compact_jwt(self.access_token));
+        debug_assert!(self.refresh_token.is_none_or(is_compact_jwt));
+        let user = self.user;
+        let mut buffer = Uuid::encode_buffer();
+        let mut out = Vec::with_capacity(
+            256 + self.access_token.len()
+                + self.refresh_token.map_or(0, str::len)
+                + user.username.len()
+                + user.name.as_ref().map_or(0, String::len),
+        );
+        out.extend_from_slice(b"{\"access_token\":\"");
+        out.extend_from_slice(self.access_token.as_bytes());
+        if let Some(refresh_token) = self.refresh_token {
+            out.extend_from_slice(b"\",\"refresh_token\":\"");
+            out.extend_from_slice(refresh_token.as_bytes());
+        }
+        out.extend_from_slice(b"\",\"token_type\":");
+        write_json_str(&mut out, self.token_type);
+        // Writing into a `Vec` cannot fail.
+        let _ = write!(
+            out,
+            ",\"expires_in\":{},\"refresh_expires_in\":{},\"session_id\":\"{}\",\"user\":{{\"id\":\"",
+            self.expires_in,
+            self.refresh_expires_in,
+            self.session_id.hyphenated().encode_lower(&mut buffer),
+        );
+        out.extend_from_slice(user.id.hyphenated().encode_lower(&mut buffer).as_bytes());
+        out.extend_from_slice(b"\",\"username\":");
+        write_json_str(&mut out, &user.username);
+        out.extend_from_slice(b",\"name\":");
+        match &user.name {
+            Some(name) => write_json_str(&mut out, name),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(if user.admin {
+            b",\"admin\":true}}"
+        } else {
+            b",\"admin\":false}}"
+        });
+        out
+    }
+}
+
+/// Whether `token` is made of base64url characters and dots only (a JWT in
+/// compact form), so that it is a JSON string's content as it is.
+fn is_compact_jwt(token: &str) -> bool {
+    token
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 /// The token pair answer; in browser mode the refresh token goes into the
 /// `HttpOnly` cookie instead of the body.
 fn token_response(state: &AppState, client: &Client, pair: TokenPair) -> HttpResponse {
@@ -345,8 +412,8 @@ fn token_response(state: &AppState, client: &Client, pair: TokenPair) -> HttpRes
     };
     let mut response = HttpResponse::Ok();
     response
-        .insert_header(CacheControl(vec![CacheDirective::NoStore]))
-        .insert_header((header::PRAGMA, "no-cache"));
+        .insert_header((header::CACHE_CONTROL, NO_STORE))
+        .insert_header((header::PRAGMA, NO_CACHE));
     if browser_mode {
         response.cookie(browser::refresh_cookie_for(
             &pair.refresh_token,
@@ -354,14 +421,64 @@ fn token_response(state: &AppState, client: &Client, pair: TokenPair) -> HttpRes
             &state.settings,
         ));
     }
-    response.json(body)
+    response
+        .insert_header((header::CONTENT_TYPE, JSON))
+        .body(body.to_json())
 }
 
 #[cfg(test)]
 mod tests {
     use uuid::Uuid;
 
-    use super::Me;
+    use super::{is_compact_jwt, Me, TokenPairBody, UserSummaryBody};
+
+    #[test]
+    fn the_token_pair_body_is_what_serde_json_writes() {
+        let access = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl-_w";
+        for username in [
+            "plain",
+            "quote \" and \\ backslash",
+            "control \u{1} \n",
+            "ünïcødé 😀",
+        ] {
+            for name in [
+                None,
+                Some(username.to_string()),
+                Some("</script>".to_string()),
+            ] {
+                for (admin, refresh_token) in [(false, Some("a.b.c")), (true, None)] {
+                    let user = UserSummaryBody {
+                        id: Uuid::new_v4(),
+                        username: username.to_string(),
+                        name: name.clone(),
+                        admin,
+                    };
+                    let body = TokenPairBody {
+                        access_token: access,
+                        refresh_token,
+                        token_type: "Bearer",
+                        expires_in: 900,
+                        refresh_expires_in: -1,
+                        session_id: Uuid::new_v4(),
+                        user: &user,
+                    };
+                    let expected = serde_json::to_vec(&body).unwrap();
+                    assert_eq!(
+                        String::from_utf8(body.to_json()).unwrap(),
+                        String::from_utf8(expected).unwrap()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_base64url_and_dots_pass_as_compact_jwts() {
+        assert!(is_compact_jwt("eyJ0.eyJ1-_.c2ln"));
+        for other in ["a\"b", "a\\b", "a b", "a\nb", "ü", "a/b", "a+b", "a=b"] {
+            assert!(!is_compact_jwt(other), "{other:?}");
+        }
+    }
 
     #[test]
     fn the_me_body_is_what_serde_json_writes() {
