@@ -225,20 +225,9 @@ impl Me<'_> {
     fn to_json(&self) -> Vec<u8> {
         let mut buffer = Uuid::encode_buffer();
         let mut out = Vec::with_capacity(128 + self.username.len() + self.name.map_or(0, str::len));
-        out.extend_from_slice(b"{\"id\":\"");
-        out.extend_from_slice(self.id.hyphenated().encode_lower(&mut buffer).as_bytes());
-        out.extend_from_slice(b"\",\"username\":");
-        write_json_str(&mut out, self.username);
-        out.extend_from_slice(b",\"name\":");
-        match self.name {
-            Some(name) => write_json_str(&mut out, name),
-            None => out.extend_from_slice(b"null"),
-        }
-        out.extend_from_slice(if self.admin {
-            b",\"admin\":true,\"session_id\":\""
-        } else {
-            b",\"admin\":false,\"session_id\":\""
-        });
+        out.push(b'{');
+        write_user_fields(&mut out, self.id, self.username, self.name, self.admin);
+        out.extend_from_slice(b",\"session_id\":\"");
         out.extend_from_slice(
             self.session_id
                 .hyphenated()
@@ -248,6 +237,26 @@ impl Me<'_> {
         out.extend_from_slice(b"\"}");
         out
     }
+}
+
+/// `"id":…,"username":…,"name":…,"admin":…`, as `serde_json` writes
+/// these fields of `Me` and of the token pair's `user`.
+fn write_user_fields(out: &mut Vec<u8>, id: Uuid, username: &str, name: Option<&str>, admin: bool) {
+    let mut buffer = Uuid::encode_buffer();
+    out.extend_from_slice(b"\"id\":\"");
+    out.extend_from_slice(id.hyphenated().encode_lower(&mut buffer).as_bytes());
+    out.extend_from_slice(b"\",\"username\":");
+    write_json_str(out, username);
+    out.extend_from_slice(b",\"name\":");
+    match name {
+        Some(name) => write_json_str(out, name),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(if admin {
+        b",\"admin\":true"
+    } else {
+        b",\"admin\":false"
+    });
 }
 
 /// `text` as a JSON string, escaped as `serde_json` escapes it.
@@ -366,24 +375,14 @@ impl TokenPairBody<'_> {
         // Writing into a `Vec` cannot fail.
         let _ = write!(
             out,
-            ",\"expires_in\":{},\"refresh_expires_in\":{},\"session_id\":\"{}\",\"user\":{{\"id\":\"",
+            ",\"expires_in\":{},\"refresh_expires_in\":{},\"session_id\":\"{}\",\"user\":{{",
             self.expires_in,
             self.refresh_expires_in,
             self.session_id.hyphenated().encode_lower(&mut buffer),
         );
-        out.extend_from_slice(user.id.hyphenated().encode_lower(&mut buffer).as_bytes());
-        out.extend_from_slice(b"\",\"username\":");
-        write_json_str(&mut out, &user.username);
-        out.extend_from_slice(b",\"name\":");
-        match &user.name {
-            Some(name) => write_json_str(&mut out, name),
-            None => out.extend_from_slice(b"null"),
-        }
-        out.extend_from_slice(if user.admin {
-            b",\"admin\":true}}"
-        } else {
-            b",\"admin\":false}}"
-        });
+        let name = user.name.as_deref();
+        write_user_fields(&mut out, user.id, &user.username, name, user.admin);
+        out.extend_from_slice(b"}}");
         out
     }
 }
