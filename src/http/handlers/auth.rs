@@ -3,7 +3,8 @@
 
 use std::io::Write;
 
-use actix_web::http::header;
+use actix_web::body::BoxBody;
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
@@ -285,11 +286,13 @@ pub(crate) async fn me(auth: Authenticated) -> HttpResponse {
         };
         me.to_json().into()
     });
-    // A static value: `ContentType::json()` formats its mime type into a
-    // new header value at every call (330 instructions of 24,000, callgrind).
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, JSON))
-        .body(body.clone())
+    // The response made directly, with a static header value appended:
+    // `ContentType::json()` formats its mime type at every call (330
+    // instructions of 24,000, callgrind), and the builder's `insert_header`
+    // converts the pair and looks for values to replace (240 more).
+    let mut response = HttpResponse::with_body(StatusCode::OK, BoxBody::new(body.clone()));
+    response.headers_mut().append(header::CONTENT_TYPE, JSON);
+    response
 }
 
 /// Header values used at every request of their route, built once.
