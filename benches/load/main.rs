@@ -28,7 +28,8 @@
 //! - `KEYWARD_BENCH_EVENTS`: rows in `events` for the large-table run (default 10000000)
 //! - `KEYWARD_BENCH_POSTGRES`: server URL without a database (default postgres://postgres@127.0.0.1:5432)
 //! - `KEYWARD_BENCH_SERVER_LOG`: the server's `RUST_LOG` during load (default warn)
-//! - `KEYWARD_BENCH_ROUNDS`: slices the paired scenarios are interleaved in (default 5)
+//! - `KEYWARD_BENCH_ROUNDS`: slices the paired scenarios are interleaved in (default 5;
+//!   targets a, c and g take four times as many, of the same length)
 //! - `KEYWARD_BENCH_SERVER_ENV`: extra server settings, `K=V,K=V`
 //! - `KEYWARD_BENCH_ONLY=abuse`: only the abuse-limit measurements (`abuse.rs`);
 //!   `KEYWARD_BENCH_ONLY=targets`: only issue 17's targets (without d and e)
@@ -147,6 +148,7 @@ fn targets_run(config: &BenchConfig, main_run: Option<&MainRun>) {
         "sessions": bench.sessions.len(),
         "seconds_per_scenario": config.seconds,
         "rounds": config.rounds,
+        "rounds_of_a_c_g": config.paired_rounds(),
         "soak_seconds": config.soak_seconds,
         "requests_per_second_is": "the median of the rounds' rates; soak: the whole run's",
     });

@@ -107,6 +107,14 @@ impl BenchConfig {
         self.duration() / self.rounds as u32
     }
 
+    /// The rounds of the comparisons made from outside at full load (targets
+    /// a, c and g): four times `rounds`, of slices as long. At 5 slices of a
+    /// second, two runs of the same build put `/api/me` at 0.98 and 0.91 of
+    /// the bare handler, a spread wider than the margin target a is about.
+    pub(crate) fn paired_rounds(&self) -> usize {
+        self.rounds * 4
+    }
+
     pub(crate) fn max_concurrency(&self) -> usize {
         *self.concurrencies.last().unwrap()
     }

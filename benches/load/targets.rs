@@ -3,7 +3,7 @@
 //! written to `target/bench/targets.json`.
 
 use crate::procfs::Cpu;
-use crate::report::{round, write_output, Stats};
+use crate::report::{round, write_output, Series, Slice, Stats};
 
 #[derive(Clone, Copy)]
 pub(crate) enum Goal {
@@ -80,6 +80,62 @@ pub(crate) fn not_measured(
         notes: Vec::new(),
         json: serde_json::json!({"skipped": why}),
     }
+}
+
+/// One ratio taken round by round (each round's two slices side by side):
+/// how far a single round's figure strays, printed beside the whole run's.
+pub(crate) struct RoundRatios {
+    min: f64,
+    median: f64,
+    max: f64,
+    rounds: usize,
+}
+
+impl RoundRatios {
+    pub(crate) fn of(figure: &Series, baseline: &Series) -> Self {
+        let rate = |s: &Slice| s.tally.latencies_us.len() as f64 / s.seconds.max(1e-9);
+        let mut ratios: Vec<f64> = figure
+            .0
+            .iter()
+            .zip(&baseline.0)
+            .map(|(f, b)| rate(f) / rate(b).max(1e-9))
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        let at = |i: usize| ratios.get(i).copied().unwrap_or(f64::NAN);
+        Self {
+            min: at(0),
+            median: at(ratios.len() / 2),
+            max: at(ratios.len().saturating_sub(1)),
+            rounds: ratios.len(),
+        }
+    }
+
+    pub(crate) fn note(&self) -> String {
+        format!(
+            "the {} rounds' own ratios: min {:.3}, median {:.3}, max {:.3}",
+            self.rounds, self.min, self.median, self.max
+        )
+    }
+
+    pub(crate) fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "min": round(self.min, 3),
+            "median": round(self.median, 3),
+            "max": round(self.max, 3),
+            "rounds": self.rounds,
+        })
+    }
+}
+
+/// The order of `kinds` scenarios in round `round` of an interleaved
+/// comparison: every other round reversed, so that no scenario always
+/// follows the same other one.
+pub(crate) fn round_order(round: usize, kinds: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..kinds).collect();
+    if round % 2 == 1 {
+        order.reverse();
+    }
+    order
 }
 
 /// A rate figure's description: its scenario, rate, p99 and errors.

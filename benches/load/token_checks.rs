@@ -2,8 +2,8 @@
 //! of its own, as keyward's server is, with as many workers, answering the
 //! same request with a copy of an `/api/me` body; the same handler inside
 //! this process is measured too, for comparison), and introspection against
-//! `/api/me`; the four interleaved in `rounds` slices, every request with
-//! another of the fixture's access tokens.
+//! `/api/me`; the four interleaved in `BenchConfig::paired_rounds` slices,
+//! every request with another of the fixture's access tokens.
 
 use base64::Engine as _;
 
@@ -15,7 +15,9 @@ use crate::procfs::{process_ticks, tick_seconds};
 use crate::report::{Series, Stats};
 use crate::scenarios::{run_fixed, Scenario};
 use crate::server::Bench;
-use crate::targets::{cpu_json, cpu_note, rate_label, row_json, Goal, Target};
+use crate::targets::{
+    cpu_json, cpu_note, rate_label, round_order, row_json, Goal, RoundRatios, Target,
+};
 
 pub(crate) struct TokenChecks {
     /// The bare handler in a process of its own, and its CPU per request.
@@ -27,6 +29,8 @@ pub(crate) struct TokenChecks {
     /// The tokens' `alg` and how many distinct ones.
     pub(crate) algorithm: String,
     pub(crate) tokens: usize,
+    /// Target a's ratio round by round.
+    pub(crate) me_over_bare: RoundRatios,
 }
 
 /// `POST /oauth/introspect` for `token` with the service's credential.
@@ -81,9 +85,9 @@ pub(crate) fn run(bench: &mut Bench) -> TokenChecks {
     ];
     let mut series: [Series; 4] = Default::default();
     let mut bare_ticks = 0;
-    for _ in 0..bench.config.rounds {
-        for (kind, ((addr, requests, must), out)) in kinds.iter().zip(series.iter_mut()).enumerate()
-        {
+    for round in 0..bench.config.paired_rounds() {
+        for kind in round_order(round, kinds.len()) {
+            let ((addr, requests, must), out) = (&kinds[kind], &mut series[kind]);
             let before = process_ticks(bare_process.pid());
             out.0.push(bench.measured(|b| {
                 b.runtime
@@ -97,6 +101,7 @@ pub(crate) fn run(bench: &mut Bench) -> TokenChecks {
     drop(bare_process);
     bare_server.stop(&bench.runtime);
     let [bare, bare_inproc, me_series, introspection_series] = series;
+    let me_over_bare = RoundRatios::of(&me_series, &bare);
     let (bare, _) = bare.stats(
         Scenario::Me,
         clients,
@@ -115,6 +120,7 @@ pub(crate) fn run(bench: &mut Bench) -> TokenChecks {
         introspection: introspection_stats,
         algorithm: algorithm(&bench.sessions[0].access),
         tokens: me.len(),
+        me_over_bare,
     }
 }
 
@@ -137,6 +143,7 @@ impl TokenChecks {
             unit: "req/s",
             goal: Goal::RatioAtLeast(0.95),
             notes: vec![
+                self.me_over_bare.note(),
                 cpu_note("/api/me", *cpu),
                 format!("bare actix-web: CPU per request {bare_cpu:.1} µs (its own process)"),
                 format!(
@@ -151,6 +158,7 @@ impl TokenChecks {
                 "bare_in_bench_process": row_json(inproc),
                 "me_cpu_per_request": cpu_json(*cpu),
                 "algorithm": self.algorithm, "distinct_tokens": self.tokens,
+                "round_ratios": self.me_over_bare.json(),
             }),
         }
     }
