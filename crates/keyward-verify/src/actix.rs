@@ -98,7 +98,7 @@ impl FromRequest for VerifiedUser {
             Err(Local::UnknownKid(_)) => {
                 let (verifier, token) = (verifier.clone(), token.to_owned());
                 Either::Right(Box::pin(async move {
-                    match verifier.verify(&token).await {
+                    match verifier.verify_shared(&token).await {
                         Ok(claims) => Ok(VerifiedUser(claims)),
                         Err(e) => Err(Rejection(e).into()),
                     }

@@ -24,7 +24,8 @@ pub(crate) const CAPACITY: usize = 10_000;
 /// A token that verified: its claims and the key that signed it.
 #[derive(Debug)]
 pub(crate) struct Verified {
-    pub(crate) claims: AccessClaims,
+    /// Shared with every request it verifies (`VerifiedUser`), not copied.
+    pub(crate) claims: Arc<AccessClaims>,
     pub(crate) kid: String,
 }
 
@@ -84,7 +85,7 @@ mod tests {
         let mut claims = claims_of(uuid::Uuid::new_v4(), 0);
         claims.exp = exp;
         Verified {
-            claims,
+            claims: Arc::new(claims),
             kid: "k1".into(),
         }
     }

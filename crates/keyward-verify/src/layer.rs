@@ -111,7 +111,7 @@ where
                 bearer_token(header.map(HeaderValue::as_bytes)).map(str::to_owned)
             };
             let verified = match token {
-                Ok(token) => verifier.verify(&token).await,
+                Ok(token) => verifier.verify_shared(&token).await,
                 Err(e) => Err(e),
             };
             match verified {

@@ -309,6 +309,15 @@ impl Verifier {
     /// signed by a key it has not seen, which makes it fetch keyward's keys
     /// again (at most once a second).
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, VerifyError> {
+        self.verify_shared(token).await.map(Arc::unwrap_or_clone)
+    }
+
+    /// [`verify`](Self::verify), the claims shared with the cache's entry
+    /// (what `VerifiedUser` holds): no copy of their strings per request.
+    pub(crate) async fn verify_shared(
+        &self,
+        token: &str,
+    ) -> Result<Arc<AccessClaims>, VerifyError> {
         match self.verify_from_memory(token) {
             Err(Local::UnknownKid(kid)) => {
                 self.refetch_keys(&kid).await?;
@@ -321,7 +330,7 @@ impl Verifier {
     /// [`verify`](Self::verify) without the refetch: every check, from
     /// memory, or `UnknownKid` when the keys must be fetched first. The web
     /// integrations answer most requests with this alone, without a future.
-    pub(crate) fn verify_from_memory(&self, token: &str) -> Result<AccessClaims, Local> {
+    pub(crate) fn verify_from_memory(&self, token: &str) -> Result<Arc<AccessClaims>, Local> {
         let verified = self.verify_known(token, crate::unix_now())?;
         // Checked at every request, cached token or not: from memory.
         if let Some(reason) = self.inner.feed.revokes(&verified.claims, &verified.kid) {
@@ -331,7 +340,7 @@ impl Verifier {
             .policy
             .check(self.inner.feed.silent_for())
             .map_err(Local::Refused)?;
-        Ok(verified.claims.clone())
+        Ok(Arc::clone(&verified.claims))
     }
 
     /// The state of the revocation feed.
@@ -372,10 +381,14 @@ impl Verifier {
         let keys = self.current_keys();
         let (claims, kid) = verify_local(token, &keys, &self.inner.expect, now)?;
         let expired = |c: &AccessClaims| check_times(c, leeway, now).is_err();
-        Ok(self
-            .inner
-            .verified
-            .insert(token, Verified { claims, kid }, expired))
+        Ok(self.inner.verified.insert(
+            token,
+            Verified {
+                claims: Arc::new(claims),
+                kid,
+            },
+            expired,
+        ))
     }
 
     /// Fetches the keys again, at most once a second: a caller arriving

@@ -82,6 +82,33 @@ async fn the_actix_extractor_admits_good_tokens_and_answers_refusals_in_json() {
 }
 
 #[actix_web::test]
+async fn requests_with_one_token_share_its_claims_instead_of_copying_them() {
+    use actix_web::{test, web, App};
+    let (_fake, verifier, token, _) = setup().await;
+    let app = test::init_service(App::new().app_data(web::Data::new(verifier.clone())).route(
+        "/me",
+        web::get().to(|user: VerifiedUser| async move {
+            format!("{} {:p}", user.username, std::sync::Arc::as_ptr(&user.0))
+        }),
+    ))
+    .await;
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let req = test::TestRequest::get()
+            .uri("/me")
+            .insert_header(("authorization", format!("Bearer {token}")))
+            .to_request();
+        let body = test::call_and_read_body(&app, req).await;
+        answers.push(String::from_utf8(body.to_vec()).unwrap());
+    }
+    assert!(answers[0].starts_with("jon "), "{}", answers[0]);
+    assert_eq!(answers[0], answers[1], "the same allocation both times");
+    // `verify` still hands out claims of the caller's own, equal to them.
+    let own = verifier.verify(&token).await.unwrap();
+    assert_eq!(own.username, "jon");
+}
+
+#[actix_web::test]
 async fn the_actix_extractor_without_a_verifier_is_a_500_not_a_panic() {
     use actix_web::{test, web, App};
     let app = test::init_service(App::new().route(
