@@ -39,12 +39,8 @@ impl Stats {
         concurrency: usize,
         slices: Vec<(Tally, f64)>,
     ) -> Self {
-        let mut rates: Vec<f64> = slices
-            .iter()
-            .map(|(t, secs)| t.latencies_us.len() as f64 / secs)
-            .collect();
-        rates.sort_by(f64::total_cmp);
-        let median = rates[rates.len() / 2];
+        let mut rates: Vec<f64> = slices.iter().map(|(t, secs)| rate(t, *secs)).collect();
+        let median = median(&mut rates);
         let mut tally = Tally::default();
         let mut seconds = 0.0;
         for (t, secs) in slices {
@@ -52,11 +48,7 @@ impl Stats {
             seconds += secs;
         }
         let mut stats = Self::from_tally(scenario, concurrency, tally, seconds);
-        if rates.len() % 2 == 0 {
-            stats.rps = (median + rates[rates.len() / 2 - 1]) / 2.0;
-        } else {
-            stats.rps = median;
-        }
+        stats.rps = median;
         stats
     }
 
@@ -133,6 +125,29 @@ pub(crate) struct Slice {
     pub(crate) tally: Tally,
     pub(crate) seconds: f64,
     pub(crate) cpu: Cpu,
+}
+
+impl Slice {
+    /// Its requests per second.
+    pub(crate) fn rate(&self) -> f64 {
+        rate(&self.tally, self.seconds)
+    }
+}
+
+/// Requests per second of `tally` over `seconds`.
+fn rate(tally: &Tally, seconds: f64) -> f64 {
+    tally.latencies_us.len() as f64 / seconds
+}
+
+/// The median of `values` (sorted in place; the mean of the middle two for
+/// an even count, NaN for none).
+pub(crate) fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 0 => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+        n => values[n / 2],
+    }
 }
 
 /// A scenario's slices over the rounds.

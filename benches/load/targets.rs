@@ -3,7 +3,7 @@
 //! written to `target/bench/targets.json`.
 
 use crate::procfs::Cpu;
-use crate::report::{round, write_output, Series, Slice, Stats};
+use crate::report::{median, round, write_output, Series, Stats};
 
 #[derive(Clone, Copy)]
 pub(crate) enum Goal {
@@ -93,19 +93,17 @@ pub(crate) struct RoundRatios {
 
 impl RoundRatios {
     pub(crate) fn of(figure: &Series, baseline: &Series) -> Self {
-        let rate = |s: &Slice| s.tally.latencies_us.len() as f64 / s.seconds.max(1e-9);
         let mut ratios: Vec<f64> = figure
             .0
             .iter()
             .zip(&baseline.0)
-            .map(|(f, b)| rate(f) / rate(b).max(1e-9))
+            .map(|(f, b)| f.rate() / b.rate())
             .collect();
-        ratios.sort_by(f64::total_cmp);
-        let at = |i: usize| ratios.get(i).copied().unwrap_or(f64::NAN);
+        let median = median(&mut ratios);
         Self {
-            min: at(0),
-            median: at(ratios.len() / 2),
-            max: at(ratios.len().saturating_sub(1)),
+            min: ratios.first().copied().unwrap_or(f64::NAN),
+            median,
+            max: ratios.last().copied().unwrap_or(f64::NAN),
             rounds: ratios.len(),
         }
     }
